@@ -1,0 +1,97 @@
+"""Checkpoints: ``.npz`` files without pickle, written atomically.
+
+A checkpoint holds named arrays (weights, optimiser slots, running means) and one JSON
+document (configuration, epoch, history, random-generator state) stored as a string
+array, so :func:`numpy.load` reads it with ``allow_pickle=False``. It is written to a
+temporary file in the same folder and renamed, so a crash never leaves a half-written
+model behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+META_KEY = "__meta__"
+
+
+def save(path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
+    """Write ``arrays`` and the JSON-serialisable ``meta`` to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Target file (``.npz``).
+    arrays : dict of str to ndarray
+    meta : dict
+        Anything :func:`json.dumps` accepts.
+    """
+    path = Path(path)
+    if META_KEY in arrays:
+        raise ValueError(f"array name {META_KEY!r} is reserved")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = dict(arrays)
+    payload[META_KEY] = np.array(json.dumps(meta))
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load(path) -> tuple[dict[str, np.ndarray], dict]:
+    """Read a checkpoint written by :func:`save`.
+
+    Returns
+    -------
+    arrays : dict of str to ndarray
+    meta : dict
+
+    Raises
+    ------
+    ValueError
+        If the file is missing, not an ``.npz`` archive, or has no metadata.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"checkpoint {path} is not a readable .npz file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise ValueError(f"checkpoint {path} is not a readable .npz file: {err}") from None
+    if META_KEY not in arrays:
+        raise ValueError(f"checkpoint {path} has no metadata: not written by ff_numpy")
+    meta = json.loads(str(arrays.pop(META_KEY)))
+    return arrays, meta
+
+
+def write_json(path, obj: dict) -> Path:
+    """Write a JSON file atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

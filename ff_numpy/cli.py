@@ -1,0 +1,100 @@
+"""Command line: ``ff-numpy train EXPERIMENT ... --out DIR``, ``evaluate``, ``plot``.
+
+``python -m ff_numpy`` is the same program. Errors in arguments, data or checkpoints
+print one line and exit with status 2, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ff_numpy import __version__, experiments
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not the usage block
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with the dataset (default: $FF_NUMPY_DATA, then the cache)",
+    )
+    p.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bars or per-epoch lines",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ff-numpy", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ff_numpy {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train an experiment")
+    exp_sub = train.add_subparsers(dest="experiment", required=True, parser_class=_Parser)
+    for name in experiments.names():
+        exp = experiments.get(name)
+        p = exp_sub.add_parser(name, help=exp.help, description=exp.help)
+        exp.add_arguments(p)
+        _common(p)
+        p.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue from DIR/model.npz (same options) if it exists",
+        )
+        p.add_argument("--out", required=True, help="output folder")
+
+    ev = sub.add_parser("evaluate", help="recompute the test errors of a saved model")
+    ev.add_argument("model", help="path to model.npz")
+    _common(ev)
+
+    pl = sub.add_parser("plot", help="redraw a run's learning curve from its metrics.json")
+    pl.add_argument("run_dir", help="folder holding metrics.json")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            metrics = experiments.get(args.experiment).run(args)
+            final = {k: v for k, v in metrics.items() if k.startswith("test_")}
+            print(json.dumps(final, indent=2))
+        elif args.command == "evaluate":
+            from ff_numpy import checkpoint
+
+            _, meta = checkpoint.load(args.model)
+            name = meta.get("config", {}).get("experiment")
+            if name is None:
+                raise ValueError(f"{args.model} does not say which experiment wrote it")
+            print(json.dumps(experiments.get(name).evaluate(args.model, args), indent=2))
+        elif args.command == "plot":
+            from ff_numpy.plots import plot_learning_curve
+
+            run = Path(args.run_dir)
+            if not (run / "metrics.json").is_file():
+                raise ValueError(f"{run} has no metrics.json")
+            print(plot_learning_curve(run / "metrics.json", run / "learning_curve.png"))
+    except (ValueError, TypeError, OSError) as err:
+        print(f"ff-numpy: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "ff-numpy: interrupted (the last finished epoch is saved; use --resume)",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

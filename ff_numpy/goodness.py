@@ -1,0 +1,154 @@
+r"""Goodness, the probability that an input is positive (Eq. 1), and the layer loss.
+
+Forward-Forward gives every layer its own objective. A layer's *goodness* for one
+example is the sum of its squared ReLU activities,
+
+.. math:: G = \sum_j y_j^2,
+
+and the probability that the example is positive (real) data is (paper, Eq. 1)
+
+.. math:: p(\text{positive}) = \sigma(G - \theta).
+
+Two objectives (paper Sec. 2 and Table 1):
+
+* ``"max"``: positive data should have *high* goodness (``G > theta``), negative data low.
+* ``"min"``: positive data should have *low* goodness, negative data high; the paper
+  found it slightly better ("min ssq"). Then :math:`p(\text{positive}) = \sigma(\theta - G)`.
+
+Write :math:`z = s\,(G - \theta)` with a sign :math:`s` that is ``+1`` for positive and
+``-1`` for negative data under ``"max"``, and the other way round under ``"min"``. The
+per-example loss is the negative log-probability of the correct answer,
+
+.. math:: L = -\log \sigma(z) = \operatorname{softplus}(-z) = \log(1 + e^{-z}),
+
+computed with :func:`numpy.logaddexp` so that it never overflows, and its derivative is
+
+.. math:: \frac{\partial L}{\partial G} = -s\,\sigma(-z).
+
+Everything here is elementwise NumPy; the chain rule down to the weights lives in
+:mod:`ff_numpy.layers`. The derivations are in ``docs/derivations.md``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+OBJECTIVES = ("max", "min")
+
+
+def check_objective(objective: str) -> str:
+    """Return ``objective`` if it is ``"max"`` or ``"min"``, else raise ``ValueError``."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}: expected one of {OBJECTIVES}")
+    return objective
+
+
+def goodness(y: np.ndarray) -> np.ndarray:
+    r"""Sum of squared activities of each row.
+
+    .. math:: G_n = \sum_j y_{nj}^2
+
+    Parameters
+    ----------
+    y : ndarray, shape (B, n)
+        Post-ReLU activities (before normalisation).
+
+    Returns
+    -------
+    G : ndarray, shape (B,)
+
+    Notes
+    -----
+    Its derivative is :math:`\partial G_n / \partial y_{nj} = 2 y_{nj}`; see
+    :meth:`ff_numpy.layers.Dense.local_grads`, where it is applied.
+    """
+    # einsum reads y once and makes no (B, n) temporary of squares.
+    return np.einsum("bj,bj->b", y, y)
+
+
+def sign(is_positive: np.ndarray, objective: str = "max") -> np.ndarray:
+    r"""The sign :math:`s` of the layer loss: +1 where ``G`` should exceed ``theta``.
+
+    Parameters
+    ----------
+    is_positive : ndarray of bool, shape (B,)
+        True for positive (real) data, False for negative data.
+    objective : {"max", "min"}
+
+    Returns
+    -------
+    s : ndarray of float, shape (B,)
+        ``+1`` where the example should have goodness above ``theta``, ``-1`` elsewhere.
+    """
+    check_objective(objective)
+    is_positive = np.asarray(is_positive, dtype=bool)
+    high = is_positive if objective == "max" else ~is_positive
+    return np.where(high, 1.0, -1.0)
+
+
+def p_positive(G: np.ndarray, theta: float, objective: str = "max") -> np.ndarray:
+    r"""Probability that each example is positive data (paper, Eq. 1).
+
+    .. math:: p = \sigma(G - \theta) \quad (\texttt{"max"}), \qquad
+              p = \sigma(\theta - G) \quad (\texttt{"min"})
+
+    Parameters
+    ----------
+    G : ndarray, shape (B,)
+        Goodness of each example.
+    theta : float
+        The threshold.
+    objective : {"max", "min"}
+
+    Returns
+    -------
+    p : ndarray, shape (B,)
+    """
+    check_objective(objective)
+    z = G - theta if objective == "max" else theta - G
+    return expit(z)
+
+
+def layer_loss(G: np.ndarray, theta: float, s: np.ndarray) -> np.ndarray:
+    r"""Per-example layer loss :math:`L = \operatorname{softplus}(-s (G - \theta))`.
+
+    Parameters
+    ----------
+    G : ndarray, shape (B,)
+        Goodness of each example.
+    theta : float
+        The threshold.
+    s : ndarray, shape (B,)
+        The sign from :func:`sign`: ``+1`` where ``G`` should exceed ``theta``.
+
+    Returns
+    -------
+    L : ndarray, shape (B,)
+        :math:`-\log p(\text{correct})`, finite for any finite ``G``.
+    """
+    z = s * (G - theta)
+    return np.logaddexp(0.0, -z)  # log(1 + e^{-z}) without overflow
+
+
+def dL_dG(G: np.ndarray, theta: float, s: np.ndarray) -> np.ndarray:
+    r"""Derivative of :func:`layer_loss` with respect to the goodness.
+
+    .. math:: \frac{\partial L}{\partial G} = -s\,\sigma(-s (G - \theta))
+
+    Under ``"max"`` this is :math:`-(1 - p)` for positive data and :math:`p` for negative
+    data, the two factors of Hinton's released code.
+
+    Parameters
+    ----------
+    G : ndarray, shape (B,)
+    theta : float
+    s : ndarray, shape (B,)
+
+    Returns
+    -------
+    dL_dG : ndarray, shape (B,)
+    """
+    z = s * (G - theta)
+    # L = softplus(-z)  =>  dL/dz = -sigmoid(-z),  dz/dG = s
+    return -s * expit(-z)

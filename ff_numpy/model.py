@@ -1,0 +1,309 @@
+r"""The supervised Forward-Forward network: a stack of layers, each with its own objective.
+
+One training step reads like the paper (Sec. 3.3):
+
+.. code-block:: text
+
+    batch (x, label)
+    -> neutral-label pass: features -> softmax readout update, its probabilities q
+    -> negative labels: uniform over the wrong ones, or hard (drawn from q)
+    -> X = [x with true label ; x with wrong label], length-normalised   (2B rows)
+    -> for each layer l:
+           Y = relu(X W + b)                     forward, positive and negative rows at once
+           G = sum_j Y_j^2                       goodness of every row
+           dL_dG = -s sigmoid(-s (G - theta))    Eq. 1 and its loss, s = +1 / -1
+           dW, db = local gradient               Eq. 3 in batch form; nothing leaves the layer
+           update W, b
+           X = normalise(Y)                      only the orientation goes up
+
+The input to layer ``l + 1`` is the normalised output of layer ``l`` computed in the same
+sweep, *before* layer ``l``'s update: every layer learns from one forward pass.
+
+Classification (paper Sec. 3.3):
+
+* by goodness: write each of the N labels into the image, run the net, add the goodness
+  of the scored layers (every hidden layer but the first) and take the best label
+  (highest under ``"max"``, lowest under ``"min"``);
+* by softmax: one pass with the neutral label and the linear readout on the normalised
+  activities of the scored layers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ff_numpy import goodness as gd
+from ff_numpy.layers import Dense
+from ff_numpy.negatives import LabelCode, hard_wrong_labels, random_wrong_labels
+from ff_numpy.norm import PeerNorm, check_scale, normalize
+from ff_numpy.readout import SoftmaxReadout
+from ff_numpy.validate import check_labels, check_matrix
+
+NEGATIVES = ("random", "hard")
+
+
+class FFNet:
+    """A supervised Forward-Forward network of :class:`~ff_numpy.layers.Dense` layers.
+
+    Parameters
+    ----------
+    n_in : int
+        Input size (784 for MNIST).
+    hidden : sequence of int
+        Hidden layer sizes, e.g. ``(2000, 2000, 2000, 2000)``.
+    rng : numpy.random.Generator
+        Draws the initial weights.
+    label_code : LabelCode, optional
+        Where the label is written; default the first ``n_classes`` inputs.
+    n_classes : int
+        Number of labels (used when ``label_code`` is not given).
+    objective : {"max", "min"}
+        Whether positive data should have high (``"max"``) or low goodness.
+    theta : float or sequence of float, optional
+        Threshold of each layer; default the layer's number of units, which goes with
+        the ``"rms"`` normalisation (Hinton's released code).
+    norm : {"rms", "l2"}
+        Length normalisation of the input and between layers.
+    peer_strength : float
+        Peer normalisation strength (0 turns it off; Hinton's code uses 0.03).
+    score_layers : sequence of int, optional
+        Layers whose goodness is summed for classification and whose normalised
+        activities feed the softmax; default every hidden layer but the first.
+    dtype : numpy dtype
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        hidden,
+        rng: np.random.Generator,
+        *,
+        label_code: LabelCode | None = None,
+        n_classes: int = 10,
+        objective: str = "max",
+        theta=None,
+        norm: str = "rms",
+        peer_strength: float = 0.0,
+        score_layers=None,
+        dtype=np.float32,
+    ):
+        hidden = [int(h) for h in hidden]
+        if not hidden or min(hidden) < 1:
+            raise ValueError(f"hidden must list at least one positive layer size, got {hidden}")
+        self.objective = gd.check_objective(objective)
+        self.norm = check_scale(norm)
+        self.label_code = label_code or LabelCode.first_pixels(n_classes)
+        self.n_classes = self.label_code.n_classes
+        if self.label_code.positions.max() >= n_in:
+            raise ValueError(f"label positions do not fit in an input of size {n_in}")
+        sizes = [int(n_in)] + hidden
+        self.layers = [Dense(a, b, rng, dtype) for a, b in zip(sizes[:-1], sizes[1:])]
+        if theta is None:
+            theta = [float(h) for h in hidden]
+        elif np.isscalar(theta):
+            theta = [float(theta)] * len(hidden)
+        self.theta = [float(t) for t in theta]
+        if len(self.theta) != len(hidden):
+            raise ValueError(f"theta needs one value per layer ({len(hidden)}), got {theta}")
+        self.peer_strength = float(peer_strength)
+        self.peers = [PeerNorm(h, peer_strength) if peer_strength else None for h in hidden]
+        if score_layers is None:
+            score_layers = range(1, len(hidden)) if len(hidden) > 1 else [0]
+        self.score_layers = [int(i) for i in score_layers]
+        if not self.score_layers or not all(0 <= i < len(hidden) for i in self.score_layers):
+            raise ValueError(f"score_layers must index 0..{len(hidden) - 1}, got {score_layers}")
+        n_feat = sum(hidden[i] for i in self.score_layers)
+        self.readout = SoftmaxReadout(n_feat, self.n_classes, dtype)
+        self.dtype = np.dtype(dtype)
+        self.n_in = int(n_in)
+        self.hidden = hidden
+
+    # ------------------------------------------------------------------ config / state
+    def config(self) -> dict:
+        """Everything needed to rebuild the architecture (JSON-serialisable)."""
+        return {
+            "n_in": self.n_in,
+            "hidden": self.hidden,
+            "n_classes": self.n_classes,
+            "label_positions": self.label_code.positions.tolist(),
+            "label_strength": self.label_code.strength,
+            "objective": self.objective,
+            "theta": self.theta,
+            "norm": self.norm,
+            "peer_strength": self.peer_strength,
+            "score_layers": self.score_layers,
+            "dtype": self.dtype.name,
+        }
+
+    @classmethod
+    def from_config(cls, cfg: dict, rng: np.random.Generator | None = None) -> FFNet:
+        """Rebuild from :meth:`config` (weights are then loaded with :meth:`load_state`)."""
+        code = LabelCode(cfg["n_classes"], cfg["label_positions"], cfg["label_strength"])
+        return cls(
+            cfg["n_in"],
+            cfg["hidden"],
+            rng or np.random.default_rng(0),
+            label_code=code,
+            objective=cfg["objective"],
+            theta=cfg["theta"],
+            norm=cfg["norm"],
+            peer_strength=cfg["peer_strength"],
+            score_layers=cfg["score_layers"],
+            dtype=np.dtype(cfg["dtype"]),
+        )
+
+    def state(self) -> dict[str, np.ndarray]:
+        """All learned arrays, by name."""
+        out = {}
+        for i, layer in enumerate(self.layers):
+            out[f"layer{i}.W"] = layer.W
+            out[f"layer{i}.b"] = layer.b
+            if self.peers[i] is not None:
+                out[f"layer{i}.peer_mean"] = self.peers[i].mean
+        out["readout.V"] = self.readout.V
+        out["readout.c"] = self.readout.c
+        return out
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore the arrays of :meth:`state` in place."""
+        for name, target in self.state().items():
+            if name not in arrays:
+                raise ValueError(f"checkpoint has no array {name!r}")
+            if arrays[name].shape != target.shape:
+                raise ValueError(
+                    f"{name}: checkpoint has shape {arrays[name].shape}, model {target.shape}"
+                )
+            target[...] = arrays[name]
+
+    # ------------------------------------------------------------------ forward passes
+    def _input(self, x: np.ndarray, labels) -> np.ndarray:
+        """Write the label (``None``: neutral) and normalise, shape (B, n_in)."""
+        x = self.label_code.embed(x.astype(self.dtype, copy=False), labels)
+        return normalize(x, self.norm, out=x)
+
+    def activities(self, x: np.ndarray, labels=None) -> list[np.ndarray]:
+        """Activities ``y`` of every layer (before normalisation) for labelled inputs.
+
+        Parameters
+        ----------
+        x : ndarray, shape (B, n_in)
+            Images (their label positions are overwritten).
+        labels : ndarray of int, shape (B,), or None for the neutral label
+
+        Returns
+        -------
+        ys : list of ndarray, shapes (B, n_l)
+        """
+        h = self._input(x, labels)
+        ys = []
+        for layer in self.layers:
+            y = layer.forward(h)
+            ys.append(y)
+            h = normalize(y, self.norm)
+        return ys
+
+    def features(self, x: np.ndarray, ys: list[np.ndarray] | None = None) -> np.ndarray:
+        """Normalised neutral-label activities of the scored layers, shape (B, n_feat)."""
+        if ys is None:
+            ys = self.activities(x, None)
+        return np.concatenate([normalize(ys[i], self.norm) for i in self.score_layers], axis=1)
+
+    def goodness_per_label(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """Goodness summed over the scored layers, for every label, shape (B, n_classes)."""
+        x = check_matrix(x, "x", self.n_in)
+        out = np.empty((x.shape[0], self.n_classes))
+        for start in range(0, x.shape[0], batch_size):
+            xb = x[start : start + batch_size]
+            for k in range(self.n_classes):
+                ys = self.activities(xb, np.full(xb.shape[0], k))
+                out[start : start + len(xb), k] = sum(gd.goodness(ys[i]) for i in self.score_layers)
+        return out
+
+    def predict_goodness(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """Label with the best accumulated goodness (max, or min for ``"min"``), shape (B,)."""
+        G = self.goodness_per_label(x, batch_size)
+        return np.argmax(G, axis=1) if self.objective == "max" else np.argmin(G, axis=1)
+
+    def predict_softmax(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """Softmax readout of one neutral-label pass, shape (B,)."""
+        x = check_matrix(x, "x", self.n_in)
+        preds = [
+            self.readout.predict(self.features(x[i : i + batch_size]))
+            for i in range(0, x.shape[0], batch_size)
+        ]
+        return np.concatenate(preds) if preds else np.empty(0, dtype=np.int64)
+
+    # ------------------------------------------------------------------ training
+    def train_step(
+        self,
+        x: np.ndarray,
+        labels: np.ndarray,
+        rng: np.random.Generator,
+        opt,
+        readout_opt,
+        lr_scale: float = 1.0,
+        negatives: str = "random",
+    ) -> dict[str, float]:
+        """One Forward-Forward update of every layer and of the readout.
+
+        Parameters
+        ----------
+        x : ndarray, shape (B, n_in)
+            Images (float, label positions will be overwritten in a copy).
+        labels : ndarray of int, shape (B,)
+        rng : numpy.random.Generator
+            Draws the negative labels.
+        opt, readout_opt : ff_numpy.optim.Optimizer
+            Optimisers of the hidden layers and of the readout.
+        lr_scale : float
+            The schedule's factor.
+        negatives : {"random", "hard"}
+
+        Returns
+        -------
+        losses : dict
+            ``"layer{l}"``: mean FF loss of layer l per example pair (positive + negative);
+            ``"softmax"``: the readout's cross-entropy.
+        """
+        if negatives not in NEGATIVES:
+            raise ValueError(f"unknown negatives {negatives!r}: expected one of {NEGATIVES}")
+        B = x.shape[0]
+        labels = check_labels(labels, self.n_classes, n_rows=B)
+
+        # 1. Neutral-label pass: train the readout; its probabilities give hard negatives.
+        h = self.features(x)
+        loss_sm, dL_dV, dL_dc, q = self.readout.loss_and_grads(h, labels)
+        readout_opt.step("readout.V", self.readout.V, dL_dV, lr_scale)
+        readout_opt.step("readout.c", self.readout.c, dL_dc, lr_scale, decay=False)
+
+        # 2. Negative labels: never the true one.
+        if negatives == "hard":
+            wrong = hard_wrong_labels(q, labels, rng)
+        else:
+            wrong = random_wrong_labels(labels, self.n_classes, rng)
+
+        # 3. Positive and negative rows go through each layer as one matrix.
+        X = np.empty((2 * B, self.n_in), dtype=self.dtype)
+        self.label_code.embed(x, labels, out=X[:B])
+        self.label_code.embed(x, wrong, out=X[B:])
+        normalize(X, self.norm, out=X)
+        is_pos = np.arange(2 * B) < B
+        s = gd.sign(is_pos, self.objective)  # +1 where G should exceed theta
+
+        losses = {"softmax": loss_sm}
+        for l, layer in enumerate(self.layers):
+            Y = layer.forward(X)  # (2B, n_in) @ (n_in, n_out) -> (2B, n_out)
+            G = gd.goodness(Y)  # (2B,)
+            losses[f"layer{l}"] = float(gd.layer_loss(G, self.theta[l], s).sum() / B)
+            # Mean over the B examples of (positive loss + negative loss).
+            dL_dG = gd.dL_dG(G, self.theta[l], s) / B
+            extra = None
+            if self.peers[l] is not None:
+                self.peers[l].update(Y[:B])
+                extra = np.zeros_like(Y)
+                extra[:B] = (self.peers[l].dL_da() / B).astype(self.dtype)
+            dL_dW, dL_db = layer.local_grads(X, Y, dL_dG, extra)
+            opt.step(f"layer{l}.W", layer.W, dL_dW, lr_scale)
+            opt.step(f"layer{l}.b", layer.b, dL_db, lr_scale, decay=False)
+            X = normalize(Y, self.norm, out=Y)  # the next layer sees only the orientation
+        return losses

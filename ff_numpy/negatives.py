@@ -1,0 +1,174 @@
+r"""Labels written into the input, and the negative data of supervised FF (paper Sec. 3.3).
+
+Supervised FF writes the label into the image as a one-of-N code over N input values
+(for MNIST: the first 10 pixels, which are black in every digit). *Positive* data is an
+image with its true label; *negative* data is the same image with a wrong label. The
+network can only tell them apart by learning how the label goes with the image.
+
+Wrong labels are drawn either
+
+* uniformly from the N - 1 wrong labels (:func:`random_wrong_labels`), or
+* *hard*: in proportion to the probabilities that the softmax readout of a
+  neutral-label pass gives them, with the true label excluded
+  (:func:`hard_wrong_labels`); the paper reports about a third as many epochs.
+
+The *neutral* label is ``1/N`` in every label position (0.1 for MNIST).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ff_numpy.validate import check_labels
+
+
+class LabelCode:
+    """Where and how a one-of-N label is written into a flattened input.
+
+    Parameters
+    ----------
+    n_classes : int
+        N, the number of labels (10 for MNIST; 2, 4 or 24 for later tasks).
+    positions : array_like of int, shape (n_classes,), optional
+        The input indices that carry the code; default the first N values.
+    strength : float
+        The value written for the chosen label (1, as in Hinton's code).
+
+    Examples
+    --------
+    >>> code = LabelCode.first_pixels(10)
+    >>> rgb = LabelCode.first_channel(10, image_shape=(32, 32, 3), channels_last=True)
+    """
+
+    def __init__(self, n_classes: int, positions=None, strength: float = 1.0):
+        if n_classes < 2:
+            raise ValueError(f"a label code needs at least 2 classes, got {n_classes}")
+        if positions is None:
+            positions = np.arange(n_classes)
+        positions = np.asarray(positions, dtype=np.int64)
+        if positions.shape != (n_classes,) or len(np.unique(positions)) != n_classes:
+            raise ValueError(
+                f"positions must be {n_classes} distinct indices, got shape {positions.shape}"
+            )
+        if positions.min() < 0:
+            raise ValueError("positions must be non-negative indices")
+        self.n_classes = int(n_classes)
+        self.positions = positions
+        self.strength = float(strength)
+
+    @classmethod
+    def first_pixels(cls, n_classes: int, strength: float = 1.0) -> LabelCode:
+        """The code over the first ``n_classes`` values of the flattened input."""
+        return cls(n_classes, np.arange(n_classes), strength)
+
+    @classmethod
+    def first_channel(
+        cls, n_classes: int, image_shape, channels_last: bool = True, strength: float = 1.0
+    ) -> LabelCode:
+        """The code over the first ``n_classes`` pixels of the first colour channel.
+
+        Parameters
+        ----------
+        image_shape : tuple
+            ``(H, W, C)`` if ``channels_last`` else ``(C, H, W)``.
+        """
+        if len(image_shape) != 3:
+            raise ValueError(f"image_shape must have 3 entries, got {image_shape}")
+        n_channels = image_shape[2] if channels_last else image_shape[0]
+        pixels = np.arange(n_classes)
+        positions = pixels * n_channels if channels_last else pixels
+        return cls(n_classes, positions, strength)
+
+    def embed(self, x: np.ndarray, labels: np.ndarray | None, out: np.ndarray | None = None):
+        """Write the code of ``labels`` into a copy of ``x`` (``None``: the neutral label).
+
+        Parameters
+        ----------
+        x : ndarray, shape (B, n_in)
+        labels : ndarray of int, shape (B,), or None
+        out : ndarray, shape (B, n_in), optional
+            Where to write (may be ``x`` itself).
+
+        Returns
+        -------
+        x_labelled : ndarray, shape (B, n_in)
+        """
+        if x.ndim != 2 or x.shape[1] <= self.positions.max():
+            raise ValueError(
+                f"inputs of shape {x.shape} cannot hold a label at index {self.positions.max()}"
+            )
+        if out is None:
+            out = x.copy()
+        elif out is not x:
+            np.copyto(out, x)
+        if labels is None:
+            out[:, self.positions] = self.strength / self.n_classes
+            return out
+        labels = check_labels(labels, self.n_classes, n_rows=x.shape[0])
+        out[:, self.positions] = 0
+        out[np.arange(x.shape[0]), self.positions[labels]] = self.strength
+        return out
+
+    def all_labels(self, x: np.ndarray) -> np.ndarray:
+        """Every label written into every image, shape (n_classes, B, n_in)."""
+        B = x.shape[0]
+        return np.stack([self.embed(x, np.full(B, k)) for k in range(self.n_classes)])
+
+
+def random_wrong_labels(labels: np.ndarray, n_classes: int, rng: np.random.Generator) -> np.ndarray:
+    """A label drawn uniformly from the ``n_classes - 1`` wrong ones, for each example.
+
+    Adding an offset in ``1..N-1`` modulo ``N`` can never return the true label.
+    """
+    labels = check_labels(labels, n_classes)
+    offset = rng.integers(1, n_classes, size=labels.shape[0])
+    return (labels + offset) % n_classes
+
+
+def hard_wrong_labels(
+    probs: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    r"""A wrong label drawn in proportion to the model's probabilities (hard negatives).
+
+    .. math:: P(k) = \frac{q_k [k \ne t]}{\sum_{j \ne t} q_j}
+
+    Parameters
+    ----------
+    probs : ndarray, shape (B, N)
+        Class probabilities, e.g. the softmax readout of a neutral-label pass.
+    labels : ndarray of int, shape (B,)
+        True labels; never returned.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    wrong : ndarray of int64, shape (B,)
+
+    Notes
+    -----
+    Where every wrong label has probability 0 (or the row is not finite), the draw falls
+    back to the uniform distribution over the wrong labels.
+    """
+    B, N = probs.shape
+    labels = check_labels(labels, N, n_rows=B)
+    w = np.array(probs, dtype=np.float64)
+    w[~np.isfinite(w)] = 0.0
+    np.maximum(w, 0.0, out=w)
+    w[np.arange(B), labels] = 0.0
+    total = w.sum(axis=1)
+    flat = total <= 0
+    if flat.any():
+        w[flat] = 1.0
+        w[flat, labels[flat]] = 0.0
+        total[flat] = N - 1
+    cdf = np.cumsum(w, axis=1)
+    u = rng.random(B) * total
+    wrong = (cdf <= u[:, None]).sum(axis=1)  # first index with cdf > u
+    wrong = np.minimum(wrong, N - 1)
+    # Rounding can only land on a zero-weight class at the very end of a row: step back
+    # to the last class with weight.
+    bad = w[np.arange(B), wrong] == 0
+    if bad.any():
+        last = N - 1 - np.argmax(w[bad][:, ::-1] > 0, axis=1)
+        wrong[bad] = last
+    return wrong.astype(np.int64)

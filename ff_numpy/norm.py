@@ -1,0 +1,132 @@
+r"""Length normalisation between layers (footnote 5) and peer normalisation (footnote 9).
+
+Length normalisation
+--------------------
+Before a layer's activity vector is passed to the next layer it is divided by its
+length, *without* subtracting the mean, so that only its orientation reaches the next
+layer: the goodness used by the first layer cannot be read off by the second, which
+must find new features of its own (paper, Sec. 2.1).
+
+Two scales are offered:
+
+* ``"rms"`` (default, as in Hinton's released code): divide by the root-mean-square,
+  :math:`\hat y = y / \sqrt{\tfrac1n \sum_j y_j^2}`, so :math:`|\hat y|^2 = n`. With this
+  scale the natural threshold of a layer of ``n`` units is ``theta = n``.
+* ``"l2"``: divide by the Euclidean length, :math:`|\hat y| = 1` (the form in which the
+  paper states Eq. 4).
+
+An all-zero vector (every ReLU off) stays all-zero: the division is guarded with
+``where``, not by adding an epsilon, so a non-zero vector is normalised exactly.
+
+Peer normalisation
+------------------
+See :class:`PeerNorm`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SCALES = ("rms", "l2")
+
+
+def check_scale(scale: str) -> str:
+    """Return ``scale`` if it is a known normalisation scale, else raise ``ValueError``."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown normalisation {scale!r}: expected one of {SCALES}")
+    return scale
+
+
+def length(y: np.ndarray, scale: str = "rms") -> np.ndarray:
+    r"""The length each row is divided by.
+
+    Parameters
+    ----------
+    y : ndarray, shape (B, n)
+    scale : {"rms", "l2"}
+
+    Returns
+    -------
+    r : ndarray, shape (B, 1)
+        :math:`\sqrt{\tfrac1n\sum_j y_j^2}` for ``"rms"``, :math:`\sqrt{\sum_j y_j^2}` for
+        ``"l2"``.
+    """
+    check_scale(scale)
+    sq = np.einsum("bj,bj->b", y, y)[:, None]
+    if scale == "rms":
+        sq /= y.shape[1]
+    return np.sqrt(sq)
+
+
+def normalize(y: np.ndarray, scale: str = "rms", out: np.ndarray | None = None) -> np.ndarray:
+    r"""Divide each row by its length, with no mean subtraction (footnote 5).
+
+    .. math:: \hat y = y / r(y), \qquad \hat y = 0 \text{ where } y = 0
+
+    Parameters
+    ----------
+    y : ndarray, shape (B, n)
+    scale : {"rms", "l2"}
+        ``"rms"`` gives :math:`|\hat y|^2 = n`, ``"l2"`` gives :math:`|\hat y| = 1`.
+    out : ndarray, shape (B, n), optional
+        Where to write the result (may be ``y`` itself).
+
+    Returns
+    -------
+    y_hat : ndarray, shape (B, n)
+    """
+    r = length(y, scale)
+    # A row of zeros has r = 0; dividing by 1 keeps it zero instead of NaN.
+    np.copyto(r, 1.0, where=r == 0)
+    return np.divide(y, r, out=out)
+
+
+class PeerNorm:
+    r"""Peer normalisation: keep every unit of a layer about equally active (footnote 9).
+
+    Each unit keeps a running mean of its activity on positive data,
+
+    .. math:: m_j \leftarrow \rho\, m_j + (1 - \rho)\, \langle y_j \rangle_{\text{batch}},
+
+    and the layer's target is the mean of those running means,
+    :math:`\bar m = \tfrac1n \sum_j m_j`. The penalty
+    :math:`\tfrac{\lambda}{2} \sum_j (m_j - \bar m)^2` would, if :math:`m_j` were the
+    current activity, add :math:`\lambda (m_j - \bar m)` to the derivative of the loss with
+    respect to unit :math:`j`'s activity. The paper applies that extra derivative to the
+    unit's *input* (pre-activation) whether or not its ReLU is on: it "pretends" the
+    derivative exists where it does not, so that dead units are pulled back to life.
+
+    Parameters
+    ----------
+    n : int
+        Number of units.
+    strength : float
+        :math:`\lambda` (Hinton's released code: 0.03).
+    rho : float
+        Decay of the running mean (0.9).
+    init : float
+        Initial running mean (0.5).
+    """
+
+    def __init__(self, n: int, strength: float = 0.03, rho: float = 0.9, init: float = 0.5):
+        if strength < 0 or not 0 <= rho < 1:
+            raise ValueError(
+                f"PeerNorm needs strength >= 0 and 0 <= rho < 1, got {strength}, {rho}"
+            )
+        self.strength = float(strength)
+        self.rho = float(rho)
+        self.mean = np.full(n, init, dtype=np.float64)
+
+    def update(self, y_pos: np.ndarray) -> None:
+        """Fold a batch of positive-data activities ``y_pos``, shape (B, n), into the means."""
+        self.mean *= self.rho
+        self.mean += (1.0 - self.rho) * y_pos.mean(axis=0)
+
+    def dL_da(self) -> np.ndarray:
+        r"""The extra derivative for every unit's pre-activation, shape (n,).
+
+        .. math:: \frac{\partial L_{\text{peer}}}{\partial a_j} = \lambda (m_j - \bar m)
+
+        Added on positive-data rows, for active and inactive units alike.
+        """
+        return self.strength * (self.mean - self.mean.mean())

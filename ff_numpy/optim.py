@@ -1,0 +1,176 @@
+r"""Optimisers (SGD with momentum, Adam), weight decay and the learning-rate schedule.
+
+Every optimiser updates parameters *in place* from a gradient, keeping its state (the
+velocity, Adam's moments and step count) in arrays keyed by the parameter's name, so a
+checkpoint can store and restore it exactly.
+
+SGD with momentum, dampening and weight decay (on weights only):
+
+.. math::
+    g' = g + \lambda W, \qquad v \leftarrow \mu v + (1 - \delta) g', \qquad
+    W \leftarrow W - \eta\, v
+
+With :math:`\mu = \delta = 0.9` this is the running average of gradients
+(``delay = 0.9``) of Hinton's released code.
+
+Adam (Kingma and Ba, 2015), with the same weight decay added to the gradient:
+
+.. math::
+    m \leftarrow \beta_1 m + (1-\beta_1) g', \quad
+    s \leftarrow \beta_2 s + (1-\beta_2) g'^2, \quad
+    W \leftarrow W - \eta\, \frac{m / (1-\beta_1^t)}{\sqrt{s / (1-\beta_2^t)} + \epsilon}
+
+The schedule :func:`hold_then_linear` holds the rate for the first half of training and
+then decays it linearly towards zero, as Hinton's code does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def hold_then_linear(epoch: int, n_epochs: int) -> float:
+    r"""Learning-rate factor for (0-based) ``epoch`` out of ``n_epochs``.
+
+    .. math::
+        f(e) = \min\left(1, \frac{1 + 2 (E - (e + 1))}{E}\right)
+
+    which is 1 during the first half and falls linearly to :math:`1/E` in the last epoch
+    (Hinton's ``(1 + 2 (maxepoch - epoch)) / maxepoch`` with 1-based epochs).
+    """
+    if n_epochs < 1 or not 0 <= epoch < n_epochs:
+        raise ValueError(f"epoch must lie in 0..{n_epochs - 1}, got {epoch} of {n_epochs}")
+    return min(1.0, (1.0 + 2.0 * (n_epochs - (epoch + 1))) / n_epochs)
+
+
+class Optimizer:
+    """Base class: in-place updates with state kept per parameter name."""
+
+    def __init__(self, lr: float, weight_decay: float = 0.0):
+        if lr < 0 or weight_decay < 0:
+            raise ValueError(f"lr and weight_decay must be >= 0, got {lr}, {weight_decay}")
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.slots: dict[str, np.ndarray] = {}
+
+    def _slot(self, key: str, like: np.ndarray) -> np.ndarray:
+        if key not in self.slots:
+            self.slots[key] = np.zeros_like(like)
+        return self.slots[key]
+
+    def _decayed(self, param: np.ndarray, grad: np.ndarray, decay: bool) -> np.ndarray:
+        # g' = g + lambda W (in place: the caller's gradient buffer is scratch)
+        if decay and self.weight_decay:
+            grad += self.weight_decay * param
+        return grad
+
+    def step(
+        self, key: str, param: np.ndarray, grad: np.ndarray, lr_scale: float = 1.0, decay=True
+    ) -> None:
+        """Update ``param`` in place from ``grad`` (which may be overwritten).
+
+        Parameters
+        ----------
+        key : str
+            A name unique to this parameter (for example ``"layer0.W"``).
+        param, grad : ndarray, same shape
+        lr_scale : float
+            The schedule's factor for this epoch.
+        decay : bool
+            Apply weight decay (True for weights, False for biases).
+        """
+        raise NotImplementedError
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Arrays to checkpoint (slots by key)."""
+        return dict(self.slots)
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore from :meth:`state`."""
+        self.slots = {k: np.array(v) for k, v in arrays.items()}
+
+
+class SGD(Optimizer):
+    r"""SGD with momentum :math:`\mu`, dampening :math:`\delta` and weight decay.
+
+    Parameters
+    ----------
+    lr : float
+    momentum : float
+        :math:`\mu` (0 for plain SGD).
+    dampening : float
+        :math:`\delta`; ``momentum = dampening = 0.9`` is Hinton's ``delay = 0.9``.
+    weight_decay : float
+        :math:`\lambda`, applied to weights only.
+    """
+
+    def __init__(self, lr, momentum=0.0, dampening=0.0, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        if not 0 <= momentum < 1 or not 0 <= dampening < 1:
+            raise ValueError(
+                f"momentum and dampening must lie in [0, 1), got {momentum}, {dampening}"
+            )
+        self.momentum = float(momentum)
+        self.dampening = float(dampening)
+
+    def step(self, key, param, grad, lr_scale=1.0, decay=True):
+        g = self._decayed(param, grad, decay)
+        lr = self.lr * lr_scale
+        if self.momentum == 0.0:
+            # W <- W - lr (1 - delta) g'
+            g *= lr * (1.0 - self.dampening)
+            param -= g
+            return
+        v = self._slot(key, param)
+        # v <- mu v + (1 - delta) g'
+        v *= self.momentum
+        g *= 1.0 - self.dampening
+        v += g
+        # W <- W - lr v   (g is scratch now)
+        np.multiply(v, lr, out=g)
+        param -= g
+
+
+class Adam(Optimizer):
+    r"""Adam with bias correction and weight decay added to the gradient.
+
+    Parameters
+    ----------
+    lr : float
+    betas : (float, float)
+    eps : float
+    weight_decay : float
+    """
+
+    def __init__(self, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1) or eps <= 0:
+            raise ValueError(f"Adam needs 0 <= betas < 1 and eps > 0, got {betas}, {eps}")
+        self.beta1, self.beta2, self.eps = float(b1), float(b2), float(eps)
+
+    def step(self, key, param, grad, lr_scale=1.0, decay=True):
+        g = self._decayed(param, grad, decay)
+        m = self._slot(key + ".m", param)
+        s = self._slot(key + ".s", param)
+        t = self._slot(key + ".t", np.zeros(1))
+        t += 1
+        # m <- b1 m + (1 - b1) g';  s <- b2 s + (1 - b2) g'^2
+        m *= self.beta1
+        m += (1.0 - self.beta1) * g
+        s *= self.beta2
+        s += (1.0 - self.beta2) * g * g
+        # W <- W - lr * m_hat / (sqrt(s_hat) + eps)
+        m_hat_scale = 1.0 / (1.0 - self.beta1 ** t[0])
+        s_hat_scale = 1.0 / (1.0 - self.beta2 ** t[0])
+        denom = np.sqrt(s * s_hat_scale) + self.eps
+        param -= (self.lr * lr_scale * m_hat_scale) * m / denom
+
+
+def make_optimizer(name: str, lr: float, weight_decay: float = 0.0, momentum: float = 0.9):
+    """Build ``"sgd"`` (momentum = dampening = ``momentum``, Hinton's delay) or ``"adam"``."""
+    if name == "sgd":
+        return SGD(lr, momentum=momentum, dampening=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return Adam(lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimiser {name!r}: expected 'sgd' or 'adam'")

@@ -1,0 +1,115 @@
+"""Figures, drawn from what a run wrote (``metrics.json``, ``model.npz``), never shown.
+
+Computing and plotting are kept apart: a run writes JSON and arrays; these functions read
+them and save PNG files with the non-interactive Agg backend.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_learning_curve(metrics, path) -> Path:
+    """Validation errors and training losses against epochs.
+
+    Parameters
+    ----------
+    metrics : dict or path
+        The contents of ``metrics.json`` (or its path).
+    path : str or Path
+        Where to write the PNG.
+    """
+    if not isinstance(metrics, dict):
+        metrics = json.loads(Path(metrics).read_text())
+    hist = metrics["history"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, label in (("val_error_softmax", "softmax"), ("val_error_goodness", "goodness")):
+        pts = [(r["epoch"], 100 * r[key]) for r in hist if key in r]
+        if pts:
+            e, v = zip(*pts)
+            ax1.plot(e, v, "o-" if len(pts) < 30 else "-", ms=3, label=f"validation, {label}")
+    for key, label in (
+        ("test_error_goodness", "test, goodness"),
+        ("test_error_softmax", "test, softmax"),
+    ):
+        if key in metrics:
+            ax1.axhline(100 * metrics[key], ls="--", lw=0.8, color="gray")
+            ax1.annotate(
+                f"{label} {100 * metrics[key]:.2f}%",
+                (1, 100 * metrics[key]),
+                fontsize=8,
+                va="bottom",
+            )
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("error (%)")
+    ax1.set_yscale("log")
+    ax1.grid(True, which="both", alpha=0.3)
+    ax1.legend()
+    ax1.set_title("classification error")
+    names = sorted({k for r in hist for k in r.get("train_loss", {})})
+    for k in names:
+        ax2.plot(
+            [r["epoch"] for r in hist], [r["train_loss"].get(k, np.nan) for r in hist], label=k
+        )
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("mean training loss")
+    ax2.set_yscale("log")
+    ax2.grid(True, which="both", alpha=0.3)
+    ax2.legend(fontsize=8)
+    ax2.set_title("per-layer FF loss (positive + negative) and readout loss")
+    cfg = metrics.get("config", {})
+    fig.suptitle(
+        f"{cfg.get('experiment', '')}  hidden={cfg.get('hidden', '')}  "
+        f"negatives={cfg.get('negatives', '')}  objective={cfg.get('objective', '')}",
+        fontsize=10,
+    )
+    return _save(fig, path)
+
+
+def plot_receptive_fields(
+    W: np.ndarray, path, n: int = 100, image_shape=(28, 28), n_label_pixels: int = 10,
+    title: str = "receptive fields of first-layer units",
+) -> Path:  # fmt: skip
+    """The incoming weights of ``n`` first-layer units as images (paper, Fig. 2).
+
+    Parameters
+    ----------
+    W : ndarray, shape (n_in, n_units)
+        First-layer weights; column j is unit j's receptive field.
+    path : str or Path
+    n : int
+        How many units (the first ``n``), drawn on a square grid.
+    image_shape : tuple
+        Shape of one input image.
+    n_label_pixels : int
+        The first pixels carry the label; they stay visible in the top row of each image.
+    """
+    n = min(n, W.shape[1])
+    side = int(np.ceil(np.sqrt(n)))
+    fig, axes = plt.subplots(side, side, figsize=(side * 0.9, side * 0.9))
+    for j, ax in enumerate(np.ravel(axes)):
+        ax.axis("off")
+        if j >= n:
+            continue
+        w = W[:, j].reshape(image_shape)
+        lim = np.abs(w).max() or 1.0
+        ax.imshow(w, cmap="seismic", vmin=-lim, vmax=lim, interpolation="nearest")
+        if n_label_pixels:
+            ax.add_patch(plt.Rectangle((-0.5, -0.5), n_label_pixels, 1, fill=False, lw=0.4, ec="k"))
+    fig.suptitle(f"{title} (label pixels boxed, top left)", fontsize=10)
+    return _save(fig, path)

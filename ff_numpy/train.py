@@ -1,0 +1,165 @@
+"""The one training loop every experiment shares.
+
+:func:`fit` runs epochs of mini-batches over a :class:`Task`, with the learning-rate
+schedule, a progress bar, evaluation after every epoch, ``metrics.json``, an atomic
+checkpoint after every epoch, and exact ``--resume``: the checkpoint holds the weights,
+the optimiser slots, the random generator's state and the history, so a resumed run
+produces the same numbers as an uninterrupted one.
+
+A task is any object with the methods of :class:`Task`; experiments in
+:mod:`ff_numpy.experiments` build them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ff_numpy import checkpoint
+from ff_numpy.optim import hold_then_linear
+
+MODEL_FILE = "model.npz"
+METRICS_FILE = "metrics.json"
+
+
+class Task(Protocol):
+    """What :func:`fit` needs from an experiment."""
+
+    n_train: int
+
+    def train_batch(self, idx: np.ndarray, rng: np.random.Generator, lr_scale: float) -> dict:
+        """Train on the examples ``idx``; return losses by name."""
+
+    def evaluate(self, epoch: int, n_epochs: int) -> dict:
+        """Validation metrics after (0-based) ``epoch``."""
+
+    def final_metrics(self) -> dict:
+        """Test-set metrics at the end of training."""
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Every array to checkpoint (model and optimisers)."""
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`state`."""
+
+
+def fit(
+    task: Task,
+    out_dir,
+    *,
+    config: dict,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    resume: bool = False,
+    progress: bool = True,
+    schedule=hold_then_linear,
+) -> dict:
+    """Train ``task`` for ``epochs`` epochs and write ``model.npz`` and ``metrics.json``.
+
+    Parameters
+    ----------
+    task : Task
+    out_dir : str or Path
+        Where ``model.npz`` (checkpoint after every epoch) and ``metrics.json`` go.
+    config : dict
+        The run's configuration (JSON-serialisable); stored in both files. A resumed
+        run must have the same configuration.
+    epochs, batch_size, seed : int
+    resume : bool
+        Continue from ``out_dir/model.npz`` if it exists.
+    progress : bool
+        Show progress bars.
+    schedule : callable
+        ``schedule(epoch, epochs) -> lr factor``.
+
+    Returns
+    -------
+    metrics : dict
+        ``{"config", "history", "final", ...}`` as written to ``metrics.json``.
+    """
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = out_dir / MODEL_FILE
+    rng = np.random.default_rng(seed)
+    history: list[dict] = []
+    start_epoch = 0
+    if resume and model_path.exists():
+        arrays, meta = checkpoint.load(model_path)
+        if meta.get("config") != config:
+            changed = sorted(
+                k
+                for k in set(config) | set(meta.get("config", {}))
+                if config.get(k) != meta.get("config", {}).get(k)
+            )
+            raise ValueError(
+                f"cannot resume {model_path}: its configuration differs in {changed}; "
+                "use the same options or a new --out"
+            )
+        task.load_state(arrays)
+        rng.bit_generator.state = meta["rng_state"]
+        history = meta["history"]
+        start_epoch = meta["epochs_done"]
+        if progress:
+            print(f"resuming {model_path} after epoch {start_epoch} of {epochs}")
+
+    n = task.n_train
+    n_batches = -(-n // batch_size)
+    for epoch in range(start_epoch, epochs):
+        t0 = time.perf_counter()
+        lr_scale = schedule(epoch, epochs)
+        perm = rng.permutation(n)
+        sums: dict[str, float] = {}
+        bar = tqdm(
+            range(n_batches),
+            desc=f"epoch {epoch + 1}/{epochs}",
+            disable=not progress,
+            leave=False,
+            unit="batch",
+        )
+        for i in bar:
+            idx = perm[i * batch_size : (i + 1) * batch_size]
+            losses = task.train_batch(idx, rng, lr_scale)
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v * len(idx)
+        train_seconds = time.perf_counter() - t0
+        record = {
+            "epoch": epoch + 1,
+            "lr_scale": lr_scale,
+            "train_seconds": train_seconds,
+            "train_loss": {k: v / n for k, v in sums.items()},
+        }
+        record.update(task.evaluate(epoch, epochs))
+        record["seconds"] = time.perf_counter() - t0
+        history.append(record)
+        if progress:
+            shown = {k: v for k, v in record.items() if k.startswith("val_")}
+            print(f"epoch {epoch + 1}/{epochs}  {record['seconds']:.1f}s  " + _fmt(shown))
+        meta = {
+            "config": config,
+            "epochs_done": epoch + 1,
+            "history": history,
+            "rng_state": rng.bit_generator.state,
+        }
+        checkpoint.save(model_path, task.state(), meta)
+        checkpoint.write_json(out_dir / METRICS_FILE, {"config": config, "history": history})
+
+    final = task.final_metrics()
+    metrics = {
+        "config": config,
+        "history": history,
+        "total_train_seconds": sum(r["seconds"] for r in history),
+        **final,
+    }
+    checkpoint.write_json(out_dir / METRICS_FILE, metrics)
+    return metrics
+
+
+def _fmt(d: dict) -> str:
+    return "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())

@@ -1,0 +1,161 @@
+"""End to end on real MNIST: accuracy, determinism, exact resume, and the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from ff_numpy import cli, experiments
+from ff_numpy.data import find_data_dir
+
+needs_mnist = pytest.mark.skipif(
+    find_data_dir() is None, reason="MNIST not found: set FF_NUMPY_DATA=../shared/data"
+)
+
+SMALL = ["--hidden", "500", "500", "--train-size", "10000", "--epochs", "5", "--eval-every", "5"]
+
+
+def _args(out, extra=()):
+    """Parse ``ff-numpy train supervised`` options exactly as the command line does."""
+    return cli.build_parser().parse_args(
+        ["train", "supervised", *SMALL, *extra, "--no-progress", "--out", str(out)]
+    )
+
+
+def _numbers(metrics):
+    """Everything in metrics.json except wall-clock times."""
+    drop = {"seconds", "train_seconds", "total_train_seconds"}
+    hist = [{k: v for k, v in r.items() if k not in drop} for r in metrics["history"]]
+    return hist, {k: v for k, v in metrics.items() if k.startswith("test_")}
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("small")
+    t0 = time.perf_counter()
+    metrics = experiments.get("supervised").run(_args(out))
+    return out, metrics, time.perf_counter() - t0
+
+
+@needs_mnist
+def test_small_net_learns_mnist_within_a_minute(small_run):
+    out, metrics, seconds = small_run
+    assert metrics["test_error_goodness"] < 0.10, metrics["test_error_goodness"]
+    assert metrics["test_error_softmax"] < 0.10, metrics["test_error_softmax"]
+    assert seconds < 60, f"2x500 on 10,000 images for 5 epochs took {seconds:.1f} s"
+    for name in ("model.npz", "metrics.json", "learning_curve.png"):
+        assert (out / name).stat().st_size > 0
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["config"]["hidden"] == [500, 500]
+    assert len(saved["history"]) == 5
+    assert "val_error_softmax" in saved["history"][0]
+    assert "val_error_goodness" in saved["history"][4]
+
+
+@needs_mnist
+def test_evaluate_recomputes_test_errors(small_run, capsys):
+    out, metrics, _ = small_run
+    assert cli.main(["evaluate", str(out / "model.npz")]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["test_error_goodness"] == metrics["test_error_goodness"]
+    assert shown["test_error_softmax"] == metrics["test_error_softmax"]
+
+
+@needs_mnist
+def test_interrupted_then_resumed_equals_uninterrupted(small_run, tmp_path, monkeypatch):
+    from ff_numpy.experiments.supervised import SupervisedTask
+
+    _, reference, _ = small_run
+    original = SupervisedTask.train_batch
+    calls = {"n": 0}
+
+    def crash_in_epoch_3(self, idx, rng, lr_scale):
+        calls["n"] += 1
+        if calls["n"] > 2 * 100 + 37:  # 100 batches per epoch: die inside epoch 3
+            raise KeyboardInterrupt
+        return original(self, idx, rng, lr_scale)
+
+    monkeypatch.setattr(SupervisedTask, "train_batch", crash_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        experiments.get("supervised").run(_args(tmp_path))
+    monkeypatch.setattr(SupervisedTask, "train_batch", original)
+    resumed = experiments.get("supervised").run(_args(tmp_path, ["--resume"]))
+    assert _numbers(resumed) == _numbers(reference)
+
+
+@needs_mnist
+def test_same_seed_same_numbers_other_seed_differs(tmp_path):
+    tiny = ["--train-size", "2000", "--epochs", "2", "--hidden", "100", "100"]
+    run = experiments.get("supervised").run
+    a = run(_args(tmp_path / "a", tiny))
+    b = run(_args(tmp_path / "b", tiny))
+    c = run(_args(tmp_path / "c", [*tiny, "--seed", "1"]))
+    assert _numbers(a) == _numbers(b)
+    assert _numbers(a) != _numbers(c)
+
+
+@needs_mnist
+def test_resume_with_other_options_is_refused(small_run, capsys):
+    out, _, _ = small_run
+    argv = ["train", "supervised", *SMALL, "--lr", "0.5", "--resume", "--out", str(out)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "lr" in err and "Traceback" not in err
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    for argv in (
+        ["train", "nonsense", "--out", str(tmp_path)],
+        ["train", "supervised", "--objective", "mean", "--out", str(tmp_path)],
+        ["train", "supervised", "--bogus-option", "--out", str(tmp_path)],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "ff_numpy", *argv], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 2
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_cli_reports_bad_model_and_bad_train_size(tmp_path, capsys):
+    assert cli.main(["evaluate", str(tmp_path / "missing.npz")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    if find_data_dir() is not None:
+        argv = ["train", "supervised", "--train-size", "0", "--out", str(tmp_path)]
+        assert cli.main(argv) == 2
+        assert "--train-size" in capsys.readouterr().err
+
+
+def test_help_lists_experiments():
+    proc = subprocess.run(
+        [sys.executable, "-m", "ff_numpy", "train", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and "supervised" in proc.stdout
+
+
+def test_plot_command_redraws_curve(tmp_path):
+    metrics = {
+        "config": {"experiment": "supervised"},
+        "history": [
+            {"epoch": 1, "val_error_softmax": 0.1, "train_loss": {"layer0": 1.0}},
+            {
+                "epoch": 2,
+                "val_error_softmax": 0.05,
+                "val_error_goodness": 0.06,
+                "train_loss": {"layer0": 0.5},
+            },
+        ],
+        "test_error_goodness": 0.05,
+    }
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    assert cli.main(["plot", str(tmp_path)]) == 0
+    assert (tmp_path / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert np.isfinite(metrics["test_error_goodness"])

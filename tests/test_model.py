@@ -1,0 +1,224 @@
+"""The layer stack: its training step against autograd, locality, labels, negatives,
+normalisation, argument checks and checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradcheck import AUTOGRAD_TOL, assert_close
+
+from ff_numpy import checkpoint
+from ff_numpy.model import FFNet
+from ff_numpy.negatives import LabelCode, hard_wrong_labels, random_wrong_labels
+from ff_numpy.norm import normalize
+from ff_numpy.optim import SGD
+
+N_IN = 20
+
+
+def _net(seed, hidden=(7, 6, 5), **kw):
+    return FFNet(N_IN, hidden, np.random.default_rng(seed), dtype=np.float64, **kw)
+
+
+def _batch(seed, B=4):
+    rng = np.random.default_rng(100 + seed)
+    return rng.random((B, N_IN)), rng.integers(0, 10, size=B)
+
+
+# ----------------------------------------------------------------------------- train_step
+@pytest.mark.parametrize("objective", ["max", "min"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_train_step_is_local_gradient_descent(objective, seed):
+    """With plain SGD, each layer moves by -lr * d(mean pos+neg loss of that layer)/dW,
+    computed by autograd through that layer only, from the inputs of the same sweep."""
+    autograd = pytest.importorskip("autograd")
+    anp = pytest.importorskip("autograd.numpy")
+    net = _net(seed, objective=objective)
+    for layer in net.layers:
+        layer.b[:] = np.random.default_rng(seed).standard_normal(layer.b.shape) * 0.1
+    x, labels = _batch(seed, B=1 + seed)
+    B = len(labels)
+    wrong = random_wrong_labels(labels, 10, np.random.default_rng(7))
+    before = [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
+
+    lr = 0.05
+    net.train_step(x, labels, np.random.default_rng(7), SGD(lr), SGD(0.0))
+
+    X = np.concatenate([net.label_code.embed(x, labels), net.label_code.embed(x, wrong)])
+    X = normalize(X)
+    s = np.where(np.arange(2 * B) < B, 1.0, -1.0) * (1 if objective == "max" else -1)
+    for l, (W, b) in enumerate(before):
+        theta = net.theta[l]
+
+        def loss(W, b, X=X, theta=theta):
+            y = anp.maximum(anp.dot(X, W) + b, 0.0)
+            G = anp.sum(y * y, axis=1)
+            return anp.sum(anp.logaddexp(0.0, -s * (G - theta))) / B
+
+        assert_close(
+            net.layers[l].W - W,
+            -lr * autograd.grad(loss, 0)(W, b),
+            AUTOGRAD_TOL,
+            f"layer {l} weight step",
+        )
+        assert_close(
+            net.layers[l].b - b,
+            -lr * autograd.grad(loss, 1)(W, b),
+            AUTOGRAD_TOL,
+            f"layer {l} bias step",
+        )
+        X = normalize(np.maximum(X @ W + b, 0))  # the next layer's input, pre-update weights
+
+
+@pytest.mark.parametrize("peer", [0.0, 0.03])
+def test_no_gradient_crosses_layers(peer):
+    """With the negative labels fixed, a layer's update ignores every layer above it."""
+    x, labels = _batch(0, B=5)
+    a, b = _net(0, peer_strength=peer), _net(0, peer_strength=peer)
+    b.layers[2].W[:] = np.random.default_rng(9).standard_normal(b.layers[2].W.shape)
+    for net in (a, b):
+        net.train_step(
+            x,
+            labels,
+            np.random.default_rng(3),
+            SGD(0.1, 0.9, 0.9, 1e-3),
+            SGD(0.1),
+            negatives="random",
+        )
+    for l in (0, 1):
+        np.testing.assert_array_equal(a.layers[l].W, b.layers[l].W)
+        np.testing.assert_array_equal(a.layers[l].b, b.layers[l].b)
+    assert not np.array_equal(a.layers[2].W, b.layers[2].W)
+
+
+def test_training_reduces_layer_losses():
+    rng = np.random.default_rng(0)
+    x, labels = rng.random((64, N_IN)), rng.integers(0, 10, 64)
+    net = _net(1, hidden=(30, 30))
+    opt, ro = SGD(0.05, 0.9, 0.9), SGD(0.1)
+    first = net.train_step(x, labels, rng, opt, ro)
+    for _ in range(200):
+        last = net.train_step(x, labels, rng, opt, ro)
+    assert last["layer0"] < first["layer0"] and last["softmax"] < first["softmax"]
+
+
+# ----------------------------------------------------------------------------- prediction
+def test_goodness_prediction_uses_scored_layers_and_objective():
+    net = _net(0)
+    x, _ = _batch(0, B=6)
+    G = net.goodness_per_label(x)
+    assert G.shape == (6, 10)
+    k = 3
+    ys = net.activities(x, np.full(6, k))
+    np.testing.assert_allclose(G[:, k], sum((ys[i] ** 2).sum(1) for i in (1, 2)))
+    np.testing.assert_array_equal(net.predict_goodness(x), G.argmax(1))
+    net.objective = "min"
+    np.testing.assert_array_equal(net.predict_goodness(x), G.argmin(1))
+    assert net.predict_softmax(x).shape == (6,)
+
+
+# ----------------------------------------------------------------------------- labels
+def test_label_code_first_pixels_and_neutral():
+    code = LabelCode.first_pixels(10)
+    x = np.full((3, 12), 0.5)
+    out = code.embed(x, np.array([0, 9, 4]))
+    assert np.all(x == 0.5)  # the input is not modified
+    np.testing.assert_array_equal(out[1, :10], np.eye(10)[9])
+    np.testing.assert_array_equal(out[:, 10:], 0.5)
+    np.testing.assert_allclose(code.embed(x, None)[:, :10], 0.1)
+
+
+def test_label_code_rgb_first_channel():
+    hwc = LabelCode.first_channel(4, (8, 8, 3), channels_last=True)
+    np.testing.assert_array_equal(hwc.positions, [0, 3, 6, 9])
+    chw = LabelCode.first_channel(4, (3, 8, 8), channels_last=False)
+    np.testing.assert_array_equal(chw.positions, [0, 1, 2, 3])
+    out = hwc.embed(np.zeros((1, 192)), np.array([2]))
+    assert out[0, 6] == 1 and out.sum() == 1
+
+
+@pytest.mark.parametrize("n_classes", [2, 4, 10, 24])
+def test_random_wrong_labels_never_true_and_cover_all(n_classes):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, n_classes, 5000)
+    wrong = random_wrong_labels(labels, n_classes, rng)
+    assert np.all(wrong != labels)
+    assert set(np.unique(wrong)) == set(range(n_classes))
+
+
+def test_hard_wrong_labels_follow_probabilities_without_true_label():
+    rng = np.random.default_rng(0)
+    probs = np.tile([0.5, 0.3, 0.15, 0.05], (20000, 1))
+    labels = np.zeros(20000, dtype=int)
+    wrong = hard_wrong_labels(probs, labels, rng)
+    assert np.all(wrong != 0)
+    freq = np.bincount(wrong, minlength=4) / len(wrong)
+    np.testing.assert_allclose(freq[1:], [0.6, 0.3, 0.1], atol=0.015)
+    # a row whose wrong labels all have probability 0 falls back to uniform
+    w = hard_wrong_labels(np.array([[1.0, 0, 0, 0]] * 3000), np.zeros(3000, int), rng)
+    assert np.all(w != 0) and len(np.unique(w)) == 3
+
+
+# ----------------------------------------------------------------------------- norm
+def test_normalize_scales_and_keeps_zero_rows():
+    y = np.array([[3.0, 4.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    r = normalize(y, "rms")
+    assert np.isclose((r[0] ** 2).sum(), 4) and np.all(r[1] == 0)
+    np.testing.assert_allclose(normalize(y, "l2")[0], [0.6, 0.8, 0, 0])
+    assert np.all(np.isfinite(normalize(np.zeros((2, 3)))))
+    with pytest.raises(ValueError, match="unknown normalisation"):
+        normalize(y, "l1x")
+
+
+# ----------------------------------------------------------------------------- errors
+def test_bad_arguments_raise_clear_errors():
+    net = _net(0)
+    x, labels = _batch(0)
+    opt = SGD(0.1)
+    with pytest.raises(ValueError, match="unknown objective"):
+        _net(0, objective="mean")
+    with pytest.raises(ValueError, match="labels must lie in 0..9"):
+        net.train_step(x, np.array([0, 1, 2, 10]), np.random.default_rng(0), opt, opt)
+    with pytest.raises(ValueError, match="4 entries but the inputs have 3 rows"):
+        net.train_step(x[:3], labels, np.random.default_rng(0), opt, opt)
+    with pytest.raises(ValueError, match="unknown negatives"):
+        net.train_step(x, labels, np.random.default_rng(0), opt, opt, negatives="easy")
+    bad = x.copy()
+    bad[0, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        net.predict_goodness(bad)
+    with pytest.raises(ValueError, match="columns"):
+        net.predict_softmax(x[:, :5])
+    with pytest.raises(ValueError, match="2-D"):
+        net.predict_softmax(x[0])
+    with pytest.raises(ValueError, match="hidden"):
+        FFNet(N_IN, [], np.random.default_rng(0))
+    with pytest.raises(ValueError, match="theta"):
+        _net(0, theta=[1.0, 2.0])
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def test_checkpoint_roundtrip_restores_model_exactly(tmp_path):
+    net = _net(0, peer_strength=0.03)
+    x, labels = _batch(0)
+    net.train_step(x, labels, np.random.default_rng(0), SGD(0.1), SGD(0.1))
+    path = checkpoint.save(tmp_path / "m.npz", net.state(), {"config": net.config()})
+    arrays, meta = checkpoint.load(path)
+    other = FFNet.from_config(meta["config"])
+    other.load_state(arrays)
+    np.testing.assert_array_equal(other.goodness_per_label(x), net.goodness_per_label(x))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary left behind
+
+
+def test_checkpoint_rejects_bad_files(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        checkpoint.load(tmp_path / "none.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        checkpoint.load(tmp_path / "junk.npz")
+    np.savez(tmp_path / "plain.npz", a=np.zeros(2))
+    with pytest.raises(ValueError, match="no metadata"):
+        checkpoint.load(tmp_path / "plain.npz")
+    net = _net(0)
+    with pytest.raises(ValueError, match="shape"):
+        net.load_state({**net.state(), "layer0.W": np.zeros((2, 2))})

@@ -1,0 +1,91 @@
+"""Optimiser steps against their formulas, and the learning-rate schedule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ff_numpy.optim import SGD, Adam, hold_then_linear, make_optimizer
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(
+    "momentum,dampening,wd", [(0.0, 0.0, 0.0), (0.9, 0.9, 1e-3), (0.5, 0.0, 0.1)]
+)
+def test_sgd_matches_formula(seed, momentum, dampening, wd):
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((3, 4))
+    opt = SGD(0.1, momentum=momentum, dampening=dampening, weight_decay=wd)
+    ref_W, v = W.copy(), np.zeros_like(W)
+    for step in range(4):
+        g = rng.standard_normal(W.shape)
+        scale = 1.0 / (step + 1)
+        # g' = g + wd W;  v = mu v + (1 - delta) g';  W = W - lr * scale * v
+        gp = g + wd * ref_W
+        v = momentum * v + (1 - dampening) * gp
+        ref_W = ref_W - 0.1 * scale * v
+        opt.step("W", W, g.copy(), lr_scale=scale)
+        np.testing.assert_allclose(W, ref_W, rtol=1e-12, atol=1e-14)
+
+
+def test_sgd_no_decay_on_biases():
+    b = np.ones(3)
+    SGD(0.1, weight_decay=0.5).step("b", b, np.zeros(3), decay=False)
+    np.testing.assert_array_equal(b, 1.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("wd", [0.0, 0.01])
+def test_adam_matches_formula(seed, wd):
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal(5)
+    b1, b2, eps, lr = 0.9, 0.999, 1e-8, 0.01
+    opt = Adam(lr, betas=(b1, b2), eps=eps, weight_decay=wd)
+    ref, m, s = W.copy(), np.zeros(5), np.zeros(5)
+    for t in range(1, 6):
+        g = rng.standard_normal(5)
+        gp = g + wd * ref
+        m = b1 * m + (1 - b1) * gp
+        s = b2 * s + (1 - b2) * gp**2
+        ref = ref - lr * (m / (1 - b1**t)) / (np.sqrt(s / (1 - b2**t)) + eps)
+        opt.step("W", W, g.copy())
+        np.testing.assert_allclose(W, ref, rtol=1e-12)
+
+
+def test_optimizer_state_roundtrip_continues_identically():
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal(4) for _ in range(6)]
+    for make in (lambda: SGD(0.1, 0.9, 0.9, 1e-3), lambda: Adam(0.01)):
+        a, W_a = make(), np.ones(4)
+        for g in grads:
+            a.step("W", W_a, g.copy())
+        b, W_b = make(), np.ones(4)
+        for g in grads[:3]:
+            b.step("W", W_b, g.copy())
+        c = make()
+        c.load_state({k: v.copy() for k, v in b.state().items()})
+        for g in grads[3:]:
+            c.step("W", W_b, g.copy())
+        np.testing.assert_array_equal(W_a, W_b)
+
+
+def test_schedule_holds_then_decays_linearly():
+    E = 60
+    f = np.array([hold_then_linear(e, E) for e in range(E)])
+    assert np.all(f[: E // 2] == 1.0)
+    assert np.isclose(f[-1], 1 / E)
+    second = f[E // 2 :]
+    assert np.allclose(np.diff(second), -2 / E)  # linear
+    with pytest.raises(ValueError):
+        hold_then_linear(E, E)
+
+
+def test_bad_optimizer_arguments():
+    with pytest.raises(ValueError, match="unknown optimiser 'rmsprop'"):
+        make_optimizer("rmsprop", 0.1)
+    with pytest.raises(ValueError):
+        SGD(-1.0)
+    with pytest.raises(ValueError):
+        SGD(0.1, momentum=1.0)
+    with pytest.raises(ValueError):
+        Adam(0.1, betas=(1.0, 0.9))
