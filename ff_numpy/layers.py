@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ff_numpy import blas
+
 
 class Dense:
     r"""Fully connected ReLU layer, :math:`y = \operatorname{relu}(x W + b)`.
@@ -79,9 +81,41 @@ class Dense:
         -------
         y : ndarray, shape (B, n_out)
         """
-        a = np.matmul(x, self.W, out=out)  # (B, n_in) @ (n_in, n_out) -> (B, n_out)
+        a = blas.matmul(x, self.W, out=out)  # (B, n_in) @ (n_in, n_out) -> (B, n_out)
         a += self.b
         return np.maximum(a, 0, out=a)  # y = relu(a), in place
+
+    def dL_da(
+        self, y: np.ndarray, dL_dG: np.ndarray, extra_dL_da: np.ndarray | None = None
+    ) -> np.ndarray:
+        r"""Derivative of :math:`\sum_n L_n` with respect to the pre-activations.
+
+        .. math::
+            \frac{\partial L}{\partial a_{nj}} = \frac{\partial L_n}{\partial G_n}\,
+            2\, y_{nj}\, [a_{nj} > 0]
+
+        Parameters
+        ----------
+        y : ndarray, shape (B, n_out)
+            The layer's output from :meth:`forward`.
+        dL_dG : ndarray, shape (B,)
+            Derivative of each row's loss with respect to its goodness (scale it by
+            ``1/B`` for a mean).
+        extra_dL_da : ndarray, shape (B, n_out) or (n_out,), optional
+            A derivative added *after* the ReLU's derivative is applied, so it reaches
+            inactive units too (peer normalisation, footnote 9).
+
+        Returns
+        -------
+        dL_da : ndarray, shape (B, n_out)
+        """
+        # G = sum_j y_j^2  =>  dL/dy = dL/dG * 2 y
+        # y = relu(a)      =>  dL/da = dL/dy * [a > 0]; y is 0 where a <= 0, so 2 y * dL/dG
+        #                      already is dL/da (ReLU'(0) = 0).
+        dL_da = y * (2 * dL_dG)[:, None].astype(y.dtype, copy=False)
+        if extra_dL_da is not None:
+            dL_da += extra_dL_da
+        return dL_da
 
     def local_grads(
         self,
@@ -89,7 +123,6 @@ class Dense:
         y: np.ndarray,
         dL_dG: np.ndarray,
         extra_dL_da: np.ndarray | None = None,
-        out_dW: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         r"""Closed-form gradient of :math:`\sum_n L_n` with respect to ``W`` and ``b``.
 
@@ -100,7 +133,9 @@ class Dense:
             \frac{\partial L}{\partial b_j} = \sum_n \frac{\partial L_n}{\partial G_n}\,
             2\, y_{nj}\, [a_{nj} > 0]
 
-        (the batch form of the paper's Eq. 3). Scale ``dL_dG`` by ``1/B`` for a mean.
+        (the batch form of the paper's Eq. 3). The training step computes the same
+        product inside the optimiser (:meth:`ff_numpy.optim.Optimizer.step_outer`) so
+        that no weight-sized temporary is made; this method is the plain reference.
 
         Parameters
         ----------
@@ -109,26 +144,17 @@ class Dense:
         y : ndarray, shape (B, n_out)
             The layer's output from :meth:`forward`.
         dL_dG : ndarray, shape (B,)
-            Derivative of each row's loss with respect to its goodness.
-        extra_dL_da : ndarray, shape (B, n_out) or (n_out,), optional
-            A derivative added to ``dL/da`` *after* the ReLU's derivative is applied, so
-            it reaches inactive units too (peer normalisation, footnote 9).
-        out_dW : ndarray, shape (n_in, n_out), optional
-            Preallocated output for ``dL_dW``.
+        extra_dL_da : ndarray, optional
+            See :meth:`dL_da`.
 
         Returns
         -------
         dL_dW : ndarray, shape (n_in, n_out)
         dL_db : ndarray, shape (n_out,)
         """
-        # G = sum_j y_j^2  =>  dL/dy = dL/dG * 2 y
-        # y = relu(a)      =>  dL/da = dL/dy * [a > 0]; y is 0 where a <= 0, so 2 y * dL/dG
-        #                      already is dL/da (ReLU'(0) = 0).
-        dL_da = y * (2 * dL_dG)[:, None].astype(y.dtype, copy=False)
-        if extra_dL_da is not None:
-            dL_da += extra_dL_da
-        # a = x W + b      =>  dL/dW = x^T dL/da,  dL/db = sum over rows of dL/da
-        dL_dW = np.matmul(x.T, dL_da, out=out_dW)  # (n_in, B) @ (B, n_out) -> (n_in, n_out)
+        dL_da = self.dL_da(y, dL_dG, extra_dL_da)
+        # a = x W + b  =>  dL/dW = x^T dL/da,  dL/db = sum over rows of dL/da
+        dL_dW = x.T @ dL_da  # (n_in, B) @ (B, n_out) -> (n_in, n_out)
         dL_db = dL_da.sum(axis=0)
         return dL_dW, dL_db
 

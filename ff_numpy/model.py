@@ -302,8 +302,10 @@ class FFNet:
                 self.peers[l].update(Y[:B])
                 extra = np.zeros_like(Y)
                 extra[:B] = (self.peers[l].dL_da() / B).astype(self.dtype)
-            dL_dW, dL_db = layer.local_grads(X, Y, dL_dG, extra)
-            opt.step(f"layer{l}.W", layer.W, dL_dW, lr_scale)
-            opt.step(f"layer{l}.b", layer.b, dL_db, lr_scale, decay=False)
+            dL_da = layer.dL_da(Y, dL_dG, extra)  # (2B, n_out)
+            # dL/dW = X^T dL/da: (n_in, 2B) @ (2B, n_out) -> (n_in, n_out), folded into the
+            # optimiser's GEMM (Dense.local_grads is the same product, written out).
+            opt.step_outer(f"layer{l}.W", layer.W, X, dL_da, lr_scale)
+            opt.step(f"layer{l}.b", layer.b, dL_da.sum(axis=0), lr_scale, decay=False)
             X = normalize(Y, self.norm, out=Y)  # the next layer sees only the orientation
         return losses

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import log_softmax, softmax
 
+from ff_numpy import blas
+
 
 class SoftmaxReadout:
     """Linear softmax classifier with closed-form gradients.
@@ -52,7 +54,9 @@ class SoftmaxReadout:
 
     def logits(self, h: np.ndarray) -> np.ndarray:
         """``z = h V + c``, shape (B, n_classes)."""
-        return h @ self.V + self.c  # (B, n_feat) @ (n_feat, C) -> (B, C)
+        z = blas.matmul(h, self.V)  # (B, n_feat) @ (n_feat, C) -> (B, C)
+        z += self.c
+        return z
 
     def probs(self, h: np.ndarray) -> np.ndarray:
         """Class probabilities ``softmax(z)``, shape (B, n_classes)."""
@@ -95,6 +99,6 @@ class SoftmaxReadout:
         dL_dz[np.arange(B), labels] -= 1
         dL_dz /= B
         # z = h V + c  =>  dL/dV = h^T dL/dz,  dL/dc = sum over rows of dL/dz
-        dL_dV = h.T @ dL_dz  # (n_feat, B) @ (B, C) -> (n_feat, C)
+        dL_dV = blas.matmul_tn(h, dL_dz, np.empty_like(self.V))  # (n_feat, B) @ (B, C)
         dL_dc = dL_dz.sum(axis=0)
         return L, dL_dV, dL_dc, q

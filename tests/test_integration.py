@@ -17,7 +17,9 @@ needs_mnist = pytest.mark.skipif(
     find_data_dir() is None, reason="MNIST not found: set FF_NUMPY_DATA=../shared/data"
 )
 
-SMALL = ["--hidden", "500", "500", "--train-size", "10000", "--epochs", "5", "--eval-every", "5"]
+SMALL = (
+    "--hidden 500 500 --train-size 10000 --epochs 5 --eval-every 5 --negatives hard --lr 0.01"
+).split()
 
 
 def _args(out, extra=()):

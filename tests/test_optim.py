@@ -89,3 +89,42 @@ def test_bad_optimizer_arguments():
         SGD(0.1, momentum=1.0)
     with pytest.raises(ValueError):
         Adam(0.1, betas=(1.0, 0.9))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: SGD(0.1, 0.9, 0.9, 1e-2), lambda: SGD(0.1), lambda: Adam(0.01, weight_decay=0.1)],
+)
+def test_step_outer_equals_step_on_the_product(make, dtype):
+    """The fused update (gradient a^T d inside the GEMM) is the plain update of a^T d."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((6, 5)).astype(dtype)
+    W_ref = W.copy()
+    fused, plain = make(), make()
+    for step in range(4):
+        a = rng.standard_normal((3, 6)).astype(dtype)
+        d = rng.standard_normal((3, 5)).astype(dtype)
+        fused.step_outer("W", W, a, d, lr_scale=0.5 + step)
+        plain.step("W", W_ref, (a.T @ d).astype(dtype), lr_scale=0.5 + step)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(W, W_ref, rtol=tol, atol=tol)
+
+
+def test_blas_helpers_match_numpy():
+    from ff_numpy import blas
+
+    rng = np.random.default_rng(1)
+    for dtype in (np.float32, np.float64):
+        a, b = rng.standard_normal((4, 3)).astype(dtype), rng.standard_normal((3, 5)).astype(dtype)
+        out = np.empty((4, 5), dtype)
+        assert blas.matmul(a, b, out=out) is out
+        np.testing.assert_allclose(out, a @ b, rtol=1e-5)
+        c = rng.standard_normal((3, 5)).astype(dtype)
+        d = rng.standard_normal((4, 5)).astype(dtype)
+        ref = 0.5 * a.T @ d + 0.9 * c
+        np.testing.assert_allclose(blas.matmul_tn(a, d, c, 0.5, 0.9), ref, rtol=1e-5)
+        y = c.copy()
+        np.testing.assert_allclose(blas.axpy(d[:3], y, 2.0), c + 2 * d[:3], rtol=1e-6)
+    with pytest.raises(ValueError):
+        blas.matmul_tn(a, d, np.empty((3, 5), np.float32))

@@ -129,8 +129,10 @@ class Supervised:
         p.add_argument(
             "--lr",
             type=float,
-            default=0.01,
-            help="learning rate of the hidden layers (default: 0.01)",
+            default=0.003,
+            help="learning rate of the hidden layers, for the exact gradient of the loss "
+            "(Hinton's code drops the factor 2 of dG/dy: its 0.01 is 0.005 here; "
+            "default: 0.003)",
         )
         p.add_argument(
             "--readout-lr",
