@@ -38,11 +38,17 @@ def plot_learning_curve(metrics, path) -> Path:
         metrics = json.loads(Path(metrics).read_text())
     hist = metrics["history"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for key, label in (("val_error_softmax", "softmax"), ("val_error_goodness", "goodness")):
+    curves = [
+        (f"{split}_error_{kind}", f"{name}, {kind}")
+        for split, name in (("val", "validation"), ("test", "test"))
+        for kind in ("softmax", "goodness")
+    ]
+    for key, label in curves:
         pts = [(r["epoch"], 100 * r[key]) for r in hist if key in r]
         if pts:
             e, v = zip(*pts)
-            ax1.plot(e, v, "o-" if len(pts) < 30 else "-", ms=3, label=f"validation, {label}")
+            style = ("o-" if len(pts) < 30 else "-") if key.startswith("val") else "x:"
+            ax1.plot(e, v, style, ms=3, label=label)
     for key, label in (
         ("test_error_goodness", "test, goodness"),
         ("test_error_softmax", "test, softmax"),

@@ -92,12 +92,8 @@ def fit(
     start_epoch = 0
     if resume and model_path.exists():
         arrays, meta = checkpoint.load(model_path)
-        if meta.get("config") != config:
-            changed = sorted(
-                k
-                for k in set(config) | set(meta.get("config", {}))
-                if config.get(k) != meta.get("config", {}).get(k)
-            )
+        changed = _config_changes(meta.get("config", {}), config)
+        if changed:
             raise ValueError(
                 f"cannot resume {model_path}: its configuration differs in {changed}; "
                 "use the same options or a new --out"
@@ -155,10 +151,29 @@ def fit(
         "config": config,
         "history": history,
         "total_train_seconds": sum(r["seconds"] for r in history),
+        "peak_rss_mb": _peak_rss_mb(),
         **final,
     }
     checkpoint.write_json(out_dir / METRICS_FILE, metrics)
     return metrics
+
+
+def _config_changes(saved: dict, new: dict) -> list[str]:
+    """Keys whose values differ; an option the saved run did not have yet counts as
+    unchanged when it is off (``None``/``False``), so runs survive new options."""
+    keys = set(saved) | set(new)
+    return sorted(
+        k for k in keys if saved.get(k) != new.get(k) and not (k not in saved and not new[k])
+    )
+
+
+def _peak_rss_mb() -> float | None:
+    """Peak resident memory of this process in MiB (None where unsupported)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _fmt(d: dict) -> str:

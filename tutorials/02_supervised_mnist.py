@@ -24,12 +24,12 @@ How long it takes (2 cores)
 What it should show
     * ``learning_curve.png``: validation error falling with the epochs, for the softmax
       readout every epoch and for goodness every 5 epochs and after the last one.
-    * ``receptive_fields.png``: 100 first-layer units. After the full run they are
-      localised stroke and blob detectors, like Fig. 2; after the quick run they are
-      still noisy, but the weights on the label pixels (boxed, top row) have already
-      grown to a few times their initial size.
+    * ``receptive_fields.png``: 100 first-layer units. After the full run they should
+      resemble the paper's Fig. 2 (smooth digit-part features); after the quick run they are
+      still mostly the random initial weights, though the weights on the label pixels
+      (boxed, top row) have already grown (the run prints by how much).
     * The two test errors. The paper reports 1.36% after the full run (goodness); the
-      quick run gives roughly 10-15% (goodness) and 8-12% (softmax).
+      quick run gives roughly 15-20% (goodness) and about 10% (softmax).
 
 Run it::
 
@@ -62,7 +62,11 @@ N_RECEPTIVE_FIELDS = 100  # first-layer units drawn, as in Fig. 2
 N_LABEL_PIXELS = 10
 PAPER_TEST_ERROR = 0.0136  # Hinton (2022), Sec. 3.3: 4 x 2000, 60 epochs, by goodness
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "out" / Path(__file__).stem
+try:
+    _SCRIPT = Path(__file__).resolve()
+except NameError:  # run as a notebook: Jupyter starts in the notebook's folder
+    _SCRIPT = Path.cwd() / "02_supervised_mnist.py"
+DEFAULT_OUT = _SCRIPT.parent / "out" / _SCRIPT.stem
 
 
 # %% [markdown]
@@ -153,7 +157,7 @@ def draw_figures(run_dir: Path) -> list[Path]:
 
 # %%
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     p.add_argument("--quick", action="store_true", help=f"small run: {QUICK}")
     p.add_argument(
         "--out",

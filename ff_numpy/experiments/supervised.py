@@ -56,6 +56,7 @@ class SupervisedTask:
         readout_opt,
         negatives="random",
         eval_every=5,
+        track_test=False,
     ):
         self.model = model
         self.x_train, self.y_train = x_train, y_train
@@ -64,6 +65,7 @@ class SupervisedTask:
         self.opt, self.readout_opt = opt, readout_opt
         self.negatives = negatives
         self.eval_every = max(1, int(eval_every))
+        self.track_test = bool(track_test)
         self.n_train = len(x_train)
 
     def train_batch(self, idx, rng, lr_scale):
@@ -78,12 +80,17 @@ class SupervisedTask:
         )
 
     def evaluate(self, epoch, n_epochs):
-        if not len(self.y_val):
-            return {}
-        out = {"val_error_softmax": error_rate(self.model.predict_softmax(self.x_val), self.y_val)}
-        if (epoch + 1) % self.eval_every == 0 or epoch + 1 == n_epochs:
-            pred = self.model.predict_goodness(self.x_val)
-            out["val_error_goodness"] = error_rate(pred, self.y_val)
+        splits = [("val", self.x_val, self.y_val)]
+        if self.track_test:  # for learning curves of test error; never for model choice
+            splits.append(("test", self.x_test, self.y_test))
+        goodness_now = (epoch + 1) % self.eval_every == 0 or epoch + 1 == n_epochs
+        out = {}
+        for name, x, y in splits:
+            if not len(y):
+                continue
+            out[f"{name}_error_softmax"] = error_rate(self.model.predict_softmax(x), y)
+            if goodness_now:
+                out[f"{name}_error_goodness"] = error_rate(self.model.predict_goodness(x), y)
         return out
 
     def final_metrics(self):
@@ -206,6 +213,11 @@ class Supervised:
             default=5,
             help="goodness-based validation error every k epochs (default: 5)",
         )
+        p.add_argument(
+            "--track-test",
+            action="store_true",
+            help="also record test errors in the history (learning curves; not for tuning)",
+        )
         p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
     @staticmethod
@@ -240,6 +252,7 @@ class Supervised:
             readout_opt,
             args.negatives,
             args.eval_every,
+            args.track_test,
         )
         return model, task
 
@@ -262,6 +275,7 @@ class Supervised:
             "peer_strength",
             "train_size",
             "eval_every",
+            "track_test",
             "seed",
         ]
         return {"experiment": cls.name, **{k: getattr(args, k) for k in keys}}
