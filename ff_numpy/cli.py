@@ -19,20 +19,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data-dir",
-        default=None,
-        help="folder with the dataset (default: $FF_NUMPY_DATA, then the cache)",
-    )
-    p.add_argument(
-        "--no-progress",
-        dest="progress",
-        action="store_false",
-        help="no progress bars or per-epoch lines",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ff-numpy", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ff_numpy {__version__}")
@@ -44,17 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
         exp = experiments.get(name)
         p = exp_sub.add_parser(name, help=exp.help, description=exp.help)
         exp.add_arguments(p)
-        _common(p)
-        p.add_argument(
-            "--resume",
-            action="store_true",
-            help="continue from DIR/model.npz (same options) if it exists",
-        )
-        p.add_argument("--out", required=True, help="output folder")
+        experiments.add_run_arguments(p)
 
     ev = sub.add_parser("evaluate", help="recompute the test errors of a saved model")
     ev.add_argument("model", help="path to model.npz")
-    _common(ev)
+    experiments.add_run_arguments(ev, train=False)
 
     pl = sub.add_parser("plot", help="redraw a run's learning curve from its metrics.json")
     pl.add_argument("run_dir", help="folder holding metrics.json")
@@ -66,6 +46,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "train":
+            if args.out is None:
+                raise ValueError("train needs --out DIR, the folder for the model and metrics")
             metrics = experiments.get(args.experiment).run(args)
             final = {k: v for k, v in metrics.items() if k.startswith("test_")}
             print(json.dumps(final, indent=2))

@@ -154,7 +154,7 @@ class Dense:
         """
         dL_da = self.dL_da(y, dL_dG, extra_dL_da)
         # a = x W + b  =>  dL/dW = x^T dL/da,  dL/db = sum over rows of dL/da
-        dL_dW = x.T @ dL_da  # (n_in, B) @ (B, n_out) -> (n_in, n_out)
+        dL_dW = blas.matmul_tn(x, dL_da, np.empty_like(self.W))  # (n_in, B) @ (B, n_out)
         dL_db = dL_da.sum(axis=0)
         return dL_dW, dL_db
 

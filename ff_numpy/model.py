@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ff_numpy import checkpoint
 from ff_numpy import goodness as gd
 from ff_numpy.layers import Dense
 from ff_numpy.negatives import LabelCode, hard_wrong_labels, random_wrong_labels
@@ -151,6 +152,18 @@ class FFNet:
             score_layers=cfg["score_layers"],
             dtype=np.dtype(cfg["dtype"]),
         )
+
+    @classmethod
+    def load(cls, path) -> FFNet:
+        """The trained network saved in a run's ``model.npz``."""
+        arrays, meta = checkpoint.load(path)
+        try:
+            cfg = meta["config"]["model"]
+        except (KeyError, TypeError):
+            raise ValueError(f"{path} holds no FFNet configuration") from None
+        model = cls.from_config(cfg)
+        model.load_state(arrays)
+        return model
 
     def state(self) -> dict[str, np.ndarray]:
         """All learned arrays, by name."""

@@ -1,7 +1,8 @@
 """Figures, drawn from what a run wrote (``metrics.json``, ``model.npz``), never shown.
 
 Computing and plotting are kept apart: a run writes JSON and arrays; these functions read
-them and save PNG files with the non-interactive Agg backend.
+them and save PNG files. They use matplotlib's object interface (``Figure``), not pyplot, so
+they never open a window and never change the caller's backend.
 """
 
 from __future__ import annotations
@@ -9,18 +10,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 
 def _save(fig, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
@@ -37,7 +36,8 @@ def plot_learning_curve(metrics, path) -> Path:
     if not isinstance(metrics, dict):
         metrics = json.loads(Path(metrics).read_text())
     hist = metrics["history"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    ax1, ax2 = fig.subplots(1, 2)
     curves = [
         (f"{split}_error_{kind}", f"{name}, {kind}")
         for split, name in (("val", "validation"), ("test", "test"))
@@ -61,6 +61,8 @@ def plot_learning_curve(metrics, path) -> Path:
                 fontsize=8,
                 va="bottom",
             )
+    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("error (%)")
     ax1.set_yscale("log")
@@ -107,7 +109,8 @@ def plot_receptive_fields(
     """
     n = min(n, W.shape[1])
     side = int(np.ceil(np.sqrt(n)))
-    fig, axes = plt.subplots(side, side, figsize=(side * 0.9, side * 0.9))
+    fig = Figure(figsize=(side * 0.9, side * 0.9 + 0.3))
+    axes = fig.subplots(side, side)
     for j, ax in enumerate(np.ravel(axes)):
         ax.axis("off")
         if j >= n:
@@ -116,6 +119,6 @@ def plot_receptive_fields(
         lim = np.abs(w).max() or 1.0
         ax.imshow(w, cmap="seismic", vmin=-lim, vmax=lim, interpolation="nearest")
         if n_label_pixels:
-            ax.add_patch(plt.Rectangle((-0.5, -0.5), n_label_pixels, 1, fill=False, lw=0.4, ec="k"))
+            ax.add_patch(Rectangle((-0.5, -0.5), n_label_pixels, 1, fill=False, lw=0.4, ec="k"))
     fig.suptitle(f"{title} (label pixels boxed, top left)", fontsize=10)
     return _save(fig, path)

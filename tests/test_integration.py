@@ -161,3 +161,19 @@ def test_plot_command_redraws_curve(tmp_path):
     assert cli.main(["plot", str(tmp_path)]) == 0
     assert (tmp_path / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert np.isfinite(metrics["test_error_goodness"])
+
+
+def test_default_args_and_model_loading_errors(tmp_path):
+    args = experiments.default_args("supervised", hidden=[10], epochs=2)
+    assert args.hidden == [10] and args.epochs == 2 and args.lr == 0.003 and args.out is None
+    with pytest.raises(ValueError, match="no option 'hiden'"):
+        experiments.default_args("supervised", hiden=[10])
+    with pytest.raises(ValueError, match="unknown experiment"):
+        experiments.default_args("nonsense")
+    from ff_numpy import checkpoint
+    from ff_numpy.model import FFNet
+
+    checkpoint.save(tmp_path / "m.npz", {"a": np.zeros(1)}, {"config": {}})
+    with pytest.raises(ValueError, match="no FFNet configuration"):
+        FFNet.load(tmp_path / "m.npz")
+    assert cli.main(["train", "supervised"]) == 2  # no --out

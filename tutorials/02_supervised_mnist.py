@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ff_numpy import checkpoint, experiments
+from ff_numpy import experiments
 from ff_numpy.model import FFNet
 from ff_numpy.plots import plot_learning_curve, plot_receptive_fields
 
@@ -72,24 +72,8 @@ DEFAULT_OUT = _SCRIPT.parent / "out" / _SCRIPT.stem
 # %% [markdown]
 # ## 1. The experiment's arguments
 #
-# An experiment declares its options with `add_arguments(parser)`. Parsing an empty
-# command line gives its defaults; the command line `ff-numpy train` adds four more
-# (`--data-dir`, `--no-progress`, `--resume`, `--out`), which we set here by hand.
-
-
-# %%
-def experiment_args(experiment, **overrides) -> argparse.Namespace:
-    """The experiment's default options, with ``overrides`` applied (names checked)."""
-    parser = argparse.ArgumentParser()
-    experiment.add_arguments(parser)
-    args = parser.parse_args([])  # the defaults
-    # What `ff-numpy train` adds to every experiment:
-    args.data_dir, args.progress, args.resume, args.out = None, True, False, None
-    for name, value in overrides.items():
-        if not hasattr(args, name):
-            raise ValueError(f"the {experiment.name!r} experiment has no option {name!r}")
-        setattr(args, name, value)
-    return args
+# `experiments.default_args` gives an experiment's options with their defaults (the
+# namespace `ff-numpy train supervised` would build), with any we override.
 
 
 # %% [markdown]
@@ -130,17 +114,9 @@ def train(args: argparse.Namespace) -> dict:
 
 
 # %%
-def load_model(run_dir: Path) -> FFNet:
-    """The trained network saved in ``run_dir/model.npz``."""
-    arrays, meta = checkpoint.load(run_dir / "model.npz")
-    model = FFNet.from_config(meta["config"]["model"])
-    model.load_state(arrays)
-    return model
-
-
 def draw_figures(run_dir: Path) -> list[Path]:
     curve = plot_learning_curve(run_dir / "metrics.json", run_dir / "learning_curve.png")
-    model = load_model(run_dir)
+    model = FFNet.load(run_dir / "model.npz")
     W = model.layers[0].W  # (784, n_units)
     fields = run_dir / "receptive_fields.png"
     plot_receptive_fields(W, fields, n=N_RECEPTIVE_FIELDS, n_label_pixels=N_LABEL_PIXELS)
@@ -177,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> dict:
     opts = build_parser().parse_args(argv)
-    args = experiment_args(
-        experiments.get(EXPERIMENT),
+    args = experiments.default_args(
+        EXPERIMENT,
         **(QUICK if opts.quick else FULL),
         seed=SEED,
         out=str(opts.out),

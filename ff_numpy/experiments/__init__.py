@@ -13,6 +13,8 @@ that calls :func:`register`.
 
 from __future__ import annotations
 
+import argparse
+
 REGISTRY: dict[str, type] = {}
 
 
@@ -41,3 +43,47 @@ def names() -> list[str]:
 def _load_all() -> None:
     # Importing a module registers its experiments.
     from ff_numpy.experiments import supervised  # noqa: F401
+
+
+def add_run_arguments(p: argparse.ArgumentParser, train: bool = True) -> None:
+    """The options ``ff-numpy train`` gives every experiment (data, progress, output);
+    with ``train=False`` only the data and progress options (``ff-numpy evaluate``)."""
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with the dataset (default: $FF_NUMPY_DATA, then the download cache)",
+    )
+    p.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bars or per-epoch lines",
+    )
+    if not train:
+        return
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from DIR/model.npz (same options) if it exists",
+    )
+    p.add_argument("--out", default=None, help="output folder (required)")
+
+
+def default_args(name: str, **overrides) -> argparse.Namespace:
+    """The options of experiment ``name`` with their defaults, then ``overrides``.
+
+    The same namespace ``ff-numpy train NAME`` would build, for use from Python::
+
+        args = default_args("supervised", hidden=[500, 500], epochs=3, out="runs/x")
+        metrics = get("supervised").run(args)
+    """
+    exp = get(name)
+    parser = argparse.ArgumentParser(prog=f"ff-numpy train {name}")
+    exp.add_arguments(parser)
+    add_run_arguments(parser)
+    args = parser.parse_args([])
+    for key, value in overrides.items():
+        if not hasattr(args, key):
+            raise ValueError(f"experiment {name!r} has no option {key!r}")
+        setattr(args, key, value)
+    return args

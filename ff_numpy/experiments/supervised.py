@@ -13,7 +13,7 @@ import argparse
 
 import numpy as np
 
-from ff_numpy import checkpoint, train
+from ff_numpy import train
 from ff_numpy.data import load_mnist
 from ff_numpy.experiments import register
 from ff_numpy.model import NEGATIVES, FFNet
@@ -284,6 +284,8 @@ class Supervised:
     def run(cls, args) -> dict:
         from ff_numpy.plots import plot_learning_curve
 
+        if not args.out:
+            raise ValueError("the supervised experiment needs an output folder (--out DIR)")
         data = load_mnist(args.data_dir, progress=args.progress)
         model, task = cls.build(args, data)
         config = cls.config(args)
@@ -303,8 +305,6 @@ class Supervised:
 
     @staticmethod
     def evaluate(model_path, args) -> dict:
-        arrays, meta = checkpoint.load(model_path)
-        model = FFNet.from_config(meta["config"]["model"])
-        model.load_state(arrays)
+        model = FFNet.load(model_path)
         data = load_mnist(args.data_dir, progress=args.progress)
         return test_errors(model, data.test.x, data.test.y)
