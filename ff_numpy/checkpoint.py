@@ -20,6 +20,27 @@ import numpy as np
 META_KEY = "__meta__"
 
 
+def _atomic_write(path, write, mode: str) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    A crash or an exception leaves either the old file or none, never a partial one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def save(path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
     """Write ``arrays`` and the JSON-serialisable ``meta`` to ``path`` atomically.
 
@@ -31,24 +52,11 @@ def save(path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
     meta : dict
         Anything :func:`json.dumps` accepts.
     """
-    path = Path(path)
     if META_KEY in arrays:
         raise ValueError(f"array name {META_KEY!r} is reserved")
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(arrays)
     payload[META_KEY] = np.array(json.dumps(meta))
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return _atomic_write(path, lambda f: np.savez(f, **payload), "wb")
 
 
 def load(path) -> tuple[dict[str, np.ndarray], dict]:
@@ -82,16 +90,9 @@ def load(path) -> tuple[dict[str, np.ndarray], dict]:
 
 def write_json(path, obj: dict) -> Path:
     """Write a JSON file atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+
+    def write(f):
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+
+    return _atomic_write(path, write, "w")

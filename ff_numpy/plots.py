@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
 
 def _save(fig, path) -> Path:
@@ -66,6 +66,9 @@ def plot_learning_curve(metrics, path) -> Path:
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("error (%)")
     ax1.set_yscale("log")
+    for axis in (ax1.yaxis,):
+        axis.set_major_formatter(FormatStrFormatter("%g"))
+        axis.set_minor_formatter(FormatStrFormatter("%g"))
     ax1.grid(True, which="both", alpha=0.3)
     ax1.legend()
     ax1.set_title("classification error")
@@ -120,5 +123,6 @@ def plot_receptive_fields(
         ax.imshow(w, cmap="seismic", vmin=-lim, vmax=lim, interpolation="nearest")
         if n_label_pixels:
             ax.add_patch(Rectangle((-0.5, -0.5), n_label_pixels, 1, fill=False, lw=0.4, ec="k"))
-    fig.suptitle(f"{title} (label pixels boxed, top left)", fontsize=10)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.95, wspace=0.08, hspace=0.08)
+    fig.suptitle(f"{title} (label pixels boxed, top left)", fontsize=10, y=0.99)
     return _save(fig, path)

@@ -222,3 +222,12 @@ def test_checkpoint_rejects_bad_files(tmp_path):
     net = _net(0)
     with pytest.raises(ValueError, match="shape"):
         net.load_state({**net.state(), "layer0.W": np.zeros((2, 2))})
+
+
+def test_failed_save_leaves_old_checkpoint_and_no_temporary(tmp_path):
+    path = checkpoint.save(tmp_path / "m.npz", {"a": np.ones(2)}, {"epoch": 1})
+    with pytest.raises(TypeError):
+        checkpoint.save(path, {"a": np.zeros(2)}, {"epoch": object()})  # not JSON
+    arrays, meta = checkpoint.load(path)
+    assert meta == {"epoch": 1} and arrays["a"].tolist() == [1.0, 1.0]
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
