@@ -25,6 +25,11 @@ computed with :func:`numpy.logaddexp` so that it never overflows, and its deriva
 
 .. math:: \frac{\partial L}{\partial G} = -s\,\sigma(-z).
 
+The paper's Sec. 10 asks about other measures of goodness. ``kind="sum"`` is the
+*unsquared* goodness :math:`G = \sum_j y_j` (the sum of the activities, with
+:math:`\partial G / \partial y_j = 1`); it goes with a normalisation of the sum of the
+activities rather than of their squares (:mod:`ff_numpy.norm`, ``"mean"``).
+
 Everything here is elementwise NumPy; the chain rule down to the weights lives in
 :mod:`ff_numpy.layers`. The derivations are in ``docs/derivations.md``.
 """
@@ -35,6 +40,14 @@ import numpy as np
 from scipy.special import expit
 
 OBJECTIVES = ("max", "min")
+KINDS = ("ssq", "sum")
+
+
+def check_kind(kind: str) -> str:
+    """Return ``kind`` if it is ``"ssq"`` or ``"sum"``, else raise ``ValueError``."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown goodness {kind!r}: expected one of {KINDS}")
+    return kind
 
 
 def check_objective(objective: str) -> str:
@@ -44,15 +57,17 @@ def check_objective(objective: str) -> str:
     return objective
 
 
-def goodness(y: np.ndarray) -> np.ndarray:
-    r"""Sum of squared activities of each row.
+def goodness(y: np.ndarray, kind: str = "ssq") -> np.ndarray:
+    r"""Goodness of each row: the sum of squared activities, or of the activities.
 
-    .. math:: G_n = \sum_j y_{nj}^2
+    .. math:: G_n = \sum_j y_{nj}^2 \quad (\texttt{"ssq"}), \qquad
+              G_n = \sum_j y_{nj} \quad (\texttt{"sum"}, unsquared)
 
     Parameters
     ----------
     y : ndarray, shape (B, n)
         Post-ReLU activities (before normalisation).
+    kind : {"ssq", "sum"}
 
     Returns
     -------
@@ -60,11 +75,14 @@ def goodness(y: np.ndarray) -> np.ndarray:
 
     Notes
     -----
-    Its derivative is :math:`\partial G_n / \partial y_{nj} = 2 y_{nj}`; see
-    :meth:`ff_numpy.layers.Dense.local_grads`, where it is applied.
+    Its derivative, :math:`\partial G / \partial y = 2 y` or :math:`1`, is applied in
+    :meth:`ff_numpy.layers.Dense.dL_da`.
     """
-    # einsum reads y once and makes no (B, n) temporary of squares.
-    return np.einsum("bj,bj->b", y, y)
+    if kind == "ssq":
+        # einsum reads y once and makes no (B, n) temporary of squares.
+        return np.einsum("bj,bj->b", y, y)
+    check_kind(kind)
+    return y.sum(axis=1)
 
 
 def sign(is_positive: np.ndarray, objective: str = "max") -> np.ndarray:

@@ -86,13 +86,19 @@ class Dense:
         return np.maximum(a, 0, out=a)  # y = relu(a), in place
 
     def dL_da(
-        self, y: np.ndarray, dL_dG: np.ndarray, extra_dL_da: np.ndarray | None = None
+        self,
+        y: np.ndarray,
+        dL_dG: np.ndarray,
+        extra_dL_da: np.ndarray | None = None,
+        kind: str = "ssq",
     ) -> np.ndarray:
         r"""Derivative of :math:`\sum_n L_n` with respect to the pre-activations.
 
         .. math::
             \frac{\partial L}{\partial a_{nj}} = \frac{\partial L_n}{\partial G_n}\,
-            2\, y_{nj}\, [a_{nj} > 0]
+            \frac{\partial G_n}{\partial y_{nj}}\, [a_{nj} > 0], \qquad
+            \frac{\partial G_n}{\partial y_{nj}} = 2 y_{nj} \;(\texttt{"ssq"}) \text{ or }
+            1 \;(\texttt{"sum"})
 
         Parameters
         ----------
@@ -104,15 +110,24 @@ class Dense:
         extra_dL_da : ndarray, shape (B, n_out) or (n_out,), optional
             A derivative added *after* the ReLU's derivative is applied, so it reaches
             inactive units too (peer normalisation, footnote 9).
+        kind : {"ssq", "sum"}
+            The goodness (:func:`ff_numpy.goodness.goodness`).
 
         Returns
         -------
         dL_da : ndarray, shape (B, n_out)
         """
-        # G = sum_j y_j^2  =>  dL/dy = dL/dG * 2 y
-        # y = relu(a)      =>  dL/da = dL/dy * [a > 0]; y is 0 where a <= 0, so 2 y * dL/dG
-        #                      already is dL/da (ReLU'(0) = 0).
-        dL_da = y * (2 * dL_dG)[:, None].astype(y.dtype, copy=False)
+        if kind == "ssq":
+            # G = sum_j y_j^2  =>  dL/dy = dL/dG * 2 y
+            # y = relu(a)      =>  dL/da = dL/dy * [a > 0]; y is 0 where a <= 0, so
+            #                      2 y * dL/dG already is dL/da (ReLU'(0) = 0).
+            dL_da = y * (2 * dL_dG)[:, None].astype(y.dtype, copy=False)
+        elif kind == "sum":
+            # G = sum_j y_j    =>  dL/dy = dL/dG
+            # y = relu(a)      =>  dL/da = dL/dG * [a > 0]  (y > 0 exactly where a > 0)
+            dL_da = (y > 0) * dL_dG[:, None].astype(y.dtype, copy=False)
+        else:
+            raise ValueError(f"unknown goodness {kind!r}: expected 'ssq' or 'sum'")
         if extra_dL_da is not None:
             dL_da += extra_dL_da
         return dL_da
@@ -123,6 +138,7 @@ class Dense:
         y: np.ndarray,
         dL_dG: np.ndarray,
         extra_dL_da: np.ndarray | None = None,
+        kind: str = "ssq",
     ) -> tuple[np.ndarray, np.ndarray]:
         r"""Closed-form gradient of :math:`\sum_n L_n` with respect to ``W`` and ``b``.
 
@@ -146,13 +162,15 @@ class Dense:
         dL_dG : ndarray, shape (B,)
         extra_dL_da : ndarray, optional
             See :meth:`dL_da`.
+        kind : {"ssq", "sum"}
+            The goodness.
 
         Returns
         -------
         dL_dW : ndarray, shape (n_in, n_out)
         dL_db : ndarray, shape (n_out,)
         """
-        dL_da = self.dL_da(y, dL_dG, extra_dL_da)
+        dL_da = self.dL_da(y, dL_dG, extra_dL_da, kind)
         # a = x W + b  =>  dL/dW = x^T dL/da,  dL/db = sum over rows of dL/da
         dL_dW = blas.matmul_tn(x, dL_da, np.empty_like(self.W))  # (n_in, B) @ (B, n_out)
         dL_db = dL_da.sum(axis=0)

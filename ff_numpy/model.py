@@ -36,7 +36,7 @@ from ff_numpy import checkpoint
 from ff_numpy import goodness as gd
 from ff_numpy.layers import Dense
 from ff_numpy.negatives import LabelCode, hard_wrong_labels, random_wrong_labels
-from ff_numpy.norm import PeerNorm, check_scale, normalize
+from ff_numpy.norm import DEFAULT_SCALE, PeerNorm, check_scale, normalize
 from ff_numpy.readout import SoftmaxReadout
 from ff_numpy.validate import check_labels, check_matrix
 
@@ -60,11 +60,15 @@ class FFNet:
         Number of labels (used when ``label_code`` is not given).
     objective : {"max", "min"}
         Whether positive data should have high (``"max"``) or low goodness.
+    goodness : {"ssq", "sum"}
+        Sum of squared activities (the paper) or of the activities (unsquared, Sec. 10).
     theta : float or sequence of float, optional
         Threshold of each layer; default the layer's number of units, which goes with
-        the ``"rms"`` normalisation (Hinton's released code).
-    norm : {"rms", "l2"}
-        Length normalisation of the input and between layers.
+        the ``"rms"`` normalisation (Hinton's released code) and with ``"mean"`` for the
+        unsquared goodness.
+    norm : {"rms", "l2", "mean", "l1"}, optional
+        Length normalisation of the input and between layers; default ``"rms"`` for
+        ``"ssq"`` goodness and ``"mean"`` (the sum, not the squares) for ``"sum"``.
     peer_strength : float
         Peer normalisation strength (0 turns it off; Hinton's code uses 0.03).
     score_layers : sequence of int, optional
@@ -82,8 +86,9 @@ class FFNet:
         label_code: LabelCode | None = None,
         n_classes: int = 10,
         objective: str = "max",
+        goodness: str = "ssq",
         theta=None,
-        norm: str = "rms",
+        norm: str | None = None,
         peer_strength: float = 0.0,
         score_layers=None,
         dtype=np.float32,
@@ -92,7 +97,8 @@ class FFNet:
         if not hidden or min(hidden) < 1:
             raise ValueError(f"hidden must list at least one positive layer size, got {hidden}")
         self.objective = gd.check_objective(objective)
-        self.norm = check_scale(norm)
+        self.goodness = gd.check_kind(goodness)
+        self.norm = check_scale(norm or DEFAULT_SCALE[goodness])
         self.label_code = label_code or LabelCode.first_pixels(n_classes)
         self.n_classes = self.label_code.n_classes
         if self.label_code.positions.max() >= n_in:
@@ -129,6 +135,7 @@ class FFNet:
             "label_positions": self.label_code.positions.tolist(),
             "label_strength": self.label_code.strength,
             "objective": self.objective,
+            "goodness": self.goodness,
             "theta": self.theta,
             "norm": self.norm,
             "peer_strength": self.peer_strength,
@@ -146,6 +153,7 @@ class FFNet:
             rng or np.random.default_rng(0),
             label_code=code,
             objective=cfg["objective"],
+            goodness=cfg.get("goodness", "ssq"),  # runs saved before the option existed
             theta=cfg["theta"],
             norm=cfg["norm"],
             peer_strength=cfg["peer_strength"],
@@ -229,7 +237,9 @@ class FFNet:
             xb = x[start : start + batch_size]
             for k in range(self.n_classes):
                 ys = self.activities(xb, np.full(xb.shape[0], k))
-                out[start : start + len(xb), k] = sum(gd.goodness(ys[i]) for i in self.score_layers)
+                out[start : start + len(xb), k] = sum(
+                    gd.goodness(ys[i], self.goodness) for i in self.score_layers
+                )
         return out
 
     def predict_goodness(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
@@ -306,7 +316,7 @@ class FFNet:
         losses = {"softmax": loss_sm}
         for l, layer in enumerate(self.layers):
             Y = layer.forward(X)  # (2B, n_in) @ (n_in, n_out) -> (2B, n_out)
-            G = gd.goodness(Y)  # (2B,)
+            G = gd.goodness(Y, self.goodness)  # (2B,)
             losses[f"layer{l}"] = float(gd.layer_loss(G, self.theta[l], s).sum() / B)
             # Mean over the B examples of (positive loss + negative loss).
             dL_dG = gd.dL_dG(G, self.theta[l], s) / B
@@ -315,7 +325,7 @@ class FFNet:
                 self.peers[l].update(Y[:B])
                 extra = np.zeros_like(Y)
                 extra[:B] = (self.peers[l].dL_da() / B).astype(self.dtype)
-            dL_da = layer.dL_da(Y, dL_dG, extra)  # (2B, n_out)
+            dL_da = layer.dL_da(Y, dL_dG, extra, self.goodness)  # (2B, n_out)
             # dL/dW = X^T dL/da: (n_in, 2B) @ (2B, n_out) -> (n_in, n_out), folded into the
             # optimiser's GEMM (Dense.local_grads is the same product, written out).
             opt.step_outer(f"layer{l}.W", layer.W, X, dL_da, lr_scale)

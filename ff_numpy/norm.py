@@ -7,13 +7,17 @@ length, *without* subtracting the mean, so that only its orientation reaches the
 layer: the goodness used by the first layer cannot be read off by the second, which
 must find new features of its own (paper, Sec. 2.1).
 
-Two scales are offered:
+Four scales are offered, two for each kind of goodness:
 
 * ``"rms"`` (default, as in Hinton's released code): divide by the root-mean-square,
   :math:`\hat y = y / \sqrt{\tfrac1n \sum_j y_j^2}`, so :math:`|\hat y|^2 = n`. With this
   scale the natural threshold of a layer of ``n`` units is ``theta = n``.
 * ``"l2"``: divide by the Euclidean length, :math:`|\hat y| = 1` (the form in which the
   paper states Eq. 4).
+* ``"mean"``: divide by the mean absolute value, so the activities sum to ``n``; the
+  normalisation that goes with the *unsquared* goodness :math:`G = \sum_j y_j`, whose
+  value it hides from the next layer as ``"rms"`` hides the sum of squares.
+* ``"l1"``: divide by the sum of absolute values, :math:`\sum_j |\hat y_j| = 1`.
 
 An all-zero vector (every ReLU off) stays all-zero: the division is guarded with
 ``where``, not by adding an epsilon, so a non-zero vector is normalised exactly.
@@ -27,7 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-SCALES = ("rms", "l2")
+SCALES = ("rms", "l2", "mean", "l1")
+DEFAULT_SCALE = {"ssq": "rms", "sum": "mean"}  # the normalisation each goodness goes with
 
 
 def check_scale(scale: str) -> str:
@@ -43,15 +48,19 @@ def length(y: np.ndarray, scale: str = "rms") -> np.ndarray:
     Parameters
     ----------
     y : ndarray, shape (B, n)
-    scale : {"rms", "l2"}
+    scale : {"rms", "l2", "mean", "l1"}
 
     Returns
     -------
     r : ndarray, shape (B, 1)
         :math:`\sqrt{\tfrac1n\sum_j y_j^2}` for ``"rms"``, :math:`\sqrt{\sum_j y_j^2}` for
-        ``"l2"``.
+        ``"l2"``, :math:`\tfrac1n\sum_j |y_j|` for ``"mean"``, :math:`\sum_j |y_j|` for
+        ``"l1"``.
     """
     check_scale(scale)
+    if scale in ("mean", "l1"):
+        r = np.abs(y).sum(axis=1, keepdims=True)
+        return r / y.shape[1] if scale == "mean" else r
     sq = np.einsum("bj,bj->b", y, y)[:, None]
     if scale == "rms":
         sq /= y.shape[1]
@@ -66,8 +75,10 @@ def normalize(y: np.ndarray, scale: str = "rms", out: np.ndarray | None = None) 
     Parameters
     ----------
     y : ndarray, shape (B, n)
-    scale : {"rms", "l2"}
-        ``"rms"`` gives :math:`|\hat y|^2 = n`, ``"l2"`` gives :math:`|\hat y| = 1`.
+    scale : {"rms", "l2", "mean", "l1"}
+        ``"rms"`` gives :math:`|\hat y|^2 = n`, ``"l2"`` gives :math:`|\hat y| = 1`,
+        ``"mean"`` gives :math:`\sum_j |\hat y_j| = n`, ``"l1"`` gives
+        :math:`\sum_j |\hat y_j| = 1`.
     out : ndarray, shape (B, n), optional
         Where to write the result (may be ``y`` itself).
 

@@ -58,6 +58,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     schedule=hold_then_linear,
+    config_defaults: dict | None = None,
 ) -> dict:
     """Train ``task`` for ``epochs`` epochs and write ``model.npz`` and ``metrics.json``.
 
@@ -76,6 +77,10 @@ def fit(
         Show progress bars.
     schedule : callable
         ``schedule(epoch, epochs) -> lr factor``.
+    config_defaults : dict, optional
+        The configuration of a run with every option at its default. On resume, an
+        option that the saved run did not have yet (it was added to the library later)
+        counts as having this default, so old runs can be resumed by newer code.
 
     Returns
     -------
@@ -92,7 +97,7 @@ def fit(
     start_epoch = 0
     if resume and model_path.exists():
         arrays, meta = checkpoint.load(model_path)
-        changed = _config_changes(meta.get("config", {}), config)
+        changed = _config_changes(meta.get("config", {}), config, config_defaults or {})
         if changed:
             raise ValueError(
                 f"cannot resume {model_path}: its configuration differs in {changed}; "
@@ -158,13 +163,15 @@ def fit(
     return metrics
 
 
-def _config_changes(saved: dict, new: dict) -> list[str]:
-    """Keys whose values differ; an option the saved run did not have yet counts as
-    unchanged when it is off (``None``/``False``), so runs survive new options."""
-    keys = set(saved) | set(new)
-    return sorted(
-        k for k in keys if saved.get(k) != new.get(k) and not (k not in saved and not new[k])
-    )
+def _config_changes(saved: dict, new: dict, defaults: dict) -> list[str]:
+    """Options whose values differ between a saved run and a new one.
+
+    An option missing from the saved run takes its value from ``defaults``; the model's
+    own description (key ``"model"``) is derived from the options and not compared.
+    """
+    saved = {**defaults, **saved}
+    keys = (set(saved) | set(new)) - {"model"}
+    return sorted(k for k in keys if saved.get(k) != new.get(k))
 
 
 def _peak_rss_mb() -> float | None:

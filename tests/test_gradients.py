@@ -87,27 +87,29 @@ def _dense_case(seed, objective):
     return rng, layer, x, theta, s, w
 
 
-def _ref_dense_loss(W, b, x, theta, s, w):
+def _ref_dense_loss(W, b, x, theta, s, w, kind="ssq"):
     a = anp.dot(x, W) + b
     y = anp.maximum(a, 0.0)
-    G = anp.sum(y * y, axis=1)
+    G = anp.sum(y * y, axis=1) if kind == "ssq" else anp.sum(y, axis=1)
     return anp.sum(w * _ref_layer_loss(G, theta, s))
 
 
+@pytest.mark.parametrize("kind", ["ssq", "sum"])
 @pytest.mark.parametrize("objective", ["max", "min"])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_dense_local_grads_match_autograd_and_fd(objective, seed):
+def test_dense_local_grads_match_autograd_and_fd(objective, seed, kind):
     rng, layer, x, theta, s, w = _dense_case(seed, objective)
     y = layer.forward(x)
-    dW, db = layer.local_grads(x, y, w * gd.dL_dG(gd.goodness(y), theta, s))
+    dW, db = layer.local_grads(x, y, w * gd.dL_dG(gd.goodness(y, kind), theta, s), kind=kind)
 
-    ref_dW = autograd.grad(_ref_dense_loss, 0)(layer.W, layer.b, x, theta, s, w)
-    ref_db = autograd.grad(_ref_dense_loss, 1)(layer.W, layer.b, x, theta, s, w)
-    assert_close(dW, ref_dW, AUTOGRAD_TOL, f"dL/dW vs autograd ({objective})")
-    assert_close(db, ref_db, AUTOGRAD_TOL, f"dL/db vs autograd ({objective})")
+    ref_dW = autograd.grad(_ref_dense_loss, 0)(layer.W, layer.b, x, theta, s, w, kind)
+    ref_db = autograd.grad(_ref_dense_loss, 1)(layer.W, layer.b, x, theta, s, w, kind)
+    what = f"({objective}, {kind})"
+    assert_close(dW, ref_dW, AUTOGRAD_TOL, f"dL/dW vs autograd {what}")
+    assert_close(db, ref_db, AUTOGRAD_TOL, f"dL/db vs autograd {what}")
 
     def loss():
-        G = gd.goodness(layer.forward(x))
+        G = gd.goodness(layer.forward(x), kind)
         return float(np.sum(w * gd.layer_loss(G, theta, s)))
 
     idx = sample_indices(layer.W.shape, 25, rng)

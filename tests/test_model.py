@@ -26,14 +26,15 @@ def _batch(seed, B=4):
 
 
 # ----------------------------------------------------------------------------- train_step
+@pytest.mark.parametrize("kind", ["ssq", "sum"])
 @pytest.mark.parametrize("objective", ["max", "min"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_train_step_is_local_gradient_descent(objective, seed):
+def test_train_step_is_local_gradient_descent(objective, seed, kind):
     """With plain SGD, each layer moves by -lr * d(mean pos+neg loss of that layer)/dW,
     computed by autograd through that layer only, from the inputs of the same sweep."""
     autograd = pytest.importorskip("autograd")
     anp = pytest.importorskip("autograd.numpy")
-    net = _net(seed, objective=objective)
+    net = _net(seed, objective=objective, goodness=kind)
     for layer in net.layers:
         layer.b[:] = np.random.default_rng(seed).standard_normal(layer.b.shape) * 0.1
     x, labels = _batch(seed, B=1 + seed)
@@ -45,14 +46,14 @@ def test_train_step_is_local_gradient_descent(objective, seed):
     net.train_step(x, labels, np.random.default_rng(7), SGD(lr), SGD(0.0))
 
     X = np.concatenate([net.label_code.embed(x, labels), net.label_code.embed(x, wrong)])
-    X = normalize(X)
+    X = normalize(X, net.norm)
     s = np.where(np.arange(2 * B) < B, 1.0, -1.0) * (1 if objective == "max" else -1)
     for l, (W, b) in enumerate(before):
         theta = net.theta[l]
 
         def loss(W, b, X=X, theta=theta):
             y = anp.maximum(anp.dot(X, W) + b, 0.0)
-            G = anp.sum(y * y, axis=1)
+            G = anp.sum(y * y, axis=1) if kind == "ssq" else anp.sum(y, axis=1)
             return anp.sum(anp.logaddexp(0.0, -s * (G - theta))) / B
 
         assert_close(
@@ -67,7 +68,7 @@ def test_train_step_is_local_gradient_descent(objective, seed):
             AUTOGRAD_TOL,
             f"layer {l} bias step",
         )
-        X = normalize(np.maximum(X @ W + b, 0))  # the next layer's input, pre-update weights
+        X = normalize(np.maximum(X @ W + b, 0), net.norm)  # next input, pre-update weights
 
 
 @pytest.mark.parametrize("peer", [0.0, 0.03])
@@ -165,6 +166,10 @@ def test_normalize_scales_and_keeps_zero_rows():
     r = normalize(y, "rms")
     assert np.isclose((r[0] ** 2).sum(), 4) and np.all(r[1] == 0)
     np.testing.assert_allclose(normalize(y, "l2")[0], [0.6, 0.8, 0, 0])
+    np.testing.assert_allclose(normalize(y, "mean")[0], [12 / 7, 16 / 7, 0, 0])
+    np.testing.assert_allclose(normalize(y, "l1")[0], [3 / 7, 4 / 7, 0, 0])
+    for scale in ("mean", "l1"):
+        assert np.all(normalize(y, scale)[1] == 0)
     assert np.all(np.isfinite(normalize(np.zeros((2, 3)))))
     with pytest.raises(ValueError, match="unknown normalisation"):
         normalize(y, "l1x")
@@ -177,6 +182,9 @@ def test_bad_arguments_raise_clear_errors():
     opt = SGD(0.1)
     with pytest.raises(ValueError, match="unknown objective"):
         _net(0, objective="mean")
+    with pytest.raises(ValueError, match="unknown goodness"):
+        _net(0, goodness="cube")
+    assert _net(0, goodness="sum").norm == "mean" and _net(0).norm == "rms"
     with pytest.raises(ValueError, match="labels must lie in 0..9"):
         net.train_step(x, np.array([0, 1, 2, 10]), np.random.default_rng(0), opt, opt)
     with pytest.raises(ValueError, match="4 entries but the inputs have 3 rows"):

@@ -13,10 +13,11 @@ import argparse
 
 import numpy as np
 
-from ff_numpy import train
+from ff_numpy import experiments, train
 from ff_numpy.data import load_mnist
 from ff_numpy.experiments import register
 from ff_numpy.model import NEGATIVES, FFNet
+from ff_numpy.norm import DEFAULT_SCALE, SCALES
 from ff_numpy.optim import make_optimizer
 
 
@@ -184,10 +185,16 @@ class Supervised:
             help="max: positive data has high goodness; min: low",
         )
         p.add_argument(
+            "--goodness",
+            choices=["ssq", "sum"],
+            default="ssq",
+            help="sum of squared activities (the paper) or of activities (unsquared, Sec. 10)",
+        )
+        p.add_argument(
             "--norm",
-            choices=["rms", "l2"],
-            default="rms",
-            help="length normalisation; rms goes with theta = layer size",
+            choices=list(SCALES),
+            default=None,
+            help="length normalisation (default: rms for ssq goodness, mean for sum)",
         )
         p.add_argument(
             "--theta",
@@ -229,6 +236,7 @@ class Supervised:
             args.hidden,
             rng,
             objective=args.objective,
+            goodness=args.goodness,
             theta=args.theta,
             norm=args.norm,
             peer_strength=args.peer_strength,
@@ -270,6 +278,7 @@ class Supervised:
             "readout_weight_decay",
             "negatives",
             "objective",
+            "goodness",
             "norm",
             "theta",
             "peer_strength",
@@ -278,7 +287,9 @@ class Supervised:
             "track_test",
             "seed",
         ]
-        return {"experiment": cls.name, **{k: getattr(args, k) for k in keys}}
+        config = {"experiment": cls.name, **{k: getattr(args, k) for k in keys}}
+        config["norm"] = args.norm or DEFAULT_SCALE[args.goodness]  # resolved default
+        return config
 
     @classmethod
     def run(cls, args) -> dict:
@@ -299,6 +310,7 @@ class Supervised:
             seed=args.seed,
             resume=args.resume,
             progress=args.progress,
+            config_defaults=cls.config(experiments.default_args(cls.name)),
         )
         plot_learning_curve(metrics, f"{args.out}/learning_curve.png")
         return metrics
