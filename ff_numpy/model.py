@@ -202,32 +202,39 @@ class FFNet:
         x = self.label_code.embed(x.astype(self.dtype, copy=False), labels)
         return normalize(x, self.norm, out=x)
 
-    def activities(self, x: np.ndarray, labels=None) -> list[np.ndarray]:
-        """Activities ``y`` of every layer (before normalisation) for labelled inputs.
+    def sweep(self, x: np.ndarray, labels=None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """One forward pass: every layer's activities and their normalised versions.
 
         Parameters
         ----------
         x : ndarray, shape (B, n_in)
-            Images (their label positions are overwritten).
+            Images (their label positions are overwritten in a copy).
         labels : ndarray of int, shape (B,), or None for the neutral label
 
         Returns
         -------
         ys : list of ndarray, shapes (B, n_l)
+            Activities ``y`` before normalisation (what goodness is computed on).
+        hs : list of ndarray, shapes (B, n_l)
+            ``normalise(y)``: what the next layer (and the readout) sees.
         """
         h = self._input(x, labels)
-        ys = []
+        ys, hs = [], []
         for layer in self.layers:
-            y = layer.forward(h)
-            ys.append(y)
+            y = layer.forward(h)  # (B, n_in) @ (n_in, n_out) -> (B, n_out)
             h = normalize(y, self.norm)
-        return ys
+            ys.append(y)
+            hs.append(h)
+        return ys, hs
 
-    def features(self, x: np.ndarray, ys: list[np.ndarray] | None = None) -> np.ndarray:
+    def activities(self, x: np.ndarray, labels=None) -> list[np.ndarray]:
+        """Activities ``y`` of every layer (before normalisation), shapes (B, n_l)."""
+        return self.sweep(x, labels)[0]
+
+    def features(self, x: np.ndarray) -> np.ndarray:
         """Normalised neutral-label activities of the scored layers, shape (B, n_feat)."""
-        if ys is None:
-            ys = self.activities(x, None)
-        return np.concatenate([normalize(ys[i], self.norm) for i in self.score_layers], axis=1)
+        hs = self.sweep(x, None)[1]
+        return np.concatenate([hs[i] for i in self.score_layers], axis=1)
 
     def goodness_per_label(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Goodness summed over the scored layers, for every label, shape (B, n_classes)."""
@@ -320,12 +327,11 @@ class FFNet:
             losses[f"layer{l}"] = float(gd.layer_loss(G, self.theta[l], s).sum() / B)
             # Mean over the B examples of (positive loss + negative loss).
             dL_dG = gd.dL_dG(G, self.theta[l], s) / B
-            extra = None
+            dL_da = layer.dL_da(Y, dL_dG, kind=self.goodness)  # (2B, n_out)
             if self.peers[l] is not None:
+                # Peer normalisation (footnote 9): on positive rows, after ReLU'.
                 self.peers[l].update(Y[:B])
-                extra = np.zeros_like(Y)
-                extra[:B] = (self.peers[l].dL_da() / B).astype(self.dtype)
-            dL_da = layer.dL_da(Y, dL_dG, extra, self.goodness)  # (2B, n_out)
+                dL_da[:B] += (self.peers[l].dL_da() / B).astype(self.dtype)
             # dL/dW = X^T dL/da: (n_in, 2B) @ (2B, n_out) -> (n_in, n_out), folded into the
             # optimiser's GEMM (Dense.local_grads is the same product, written out).
             opt.step_outer(f"layer{l}.W", layer.W, X, dL_da, lr_scale)

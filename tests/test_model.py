@@ -239,3 +239,29 @@ def test_failed_save_leaves_old_checkpoint_and_no_temporary(tmp_path):
     arrays, meta = checkpoint.load(path)
     assert meta == {"epoch": 1} and arrays["a"].tolist() == [1.0, 1.0]
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_peer_normalisation_adds_the_stated_term_to_every_unit():
+    """With peer normalisation, each layer's step is the FF step plus
+    lr * X_pos^T (lambda (m - mean(m))) / B, applied to active and inactive units alike,
+    with m the running means updated on this batch's positive activities first."""
+    x, labels = _batch(1, B=3)
+    B = len(labels)
+    plain, peer = _net(4), _net(4, peer_strength=0.5)
+    lr = 0.05
+    means_before = [p.mean.copy() for p in peer.peers]
+    W_before = [layer.W.copy() for layer in peer.layers]
+    for net in (plain, peer):
+        net.train_step(x, labels, np.random.default_rng(7), SGD(lr), SGD(0.0))
+    wrong = random_wrong_labels(labels, 10, np.random.default_rng(7))
+    X = normalize(
+        np.concatenate([peer.label_code.embed(x, labels), peer.label_code.embed(x, wrong)])
+    )
+    for l, W in enumerate(W_before):
+        Y = np.maximum(X @ W + peer.layers[l].b * 0, 0)  # biases start at zero
+        m = 0.9 * means_before[l] + 0.1 * Y[:B].mean(axis=0)
+        np.testing.assert_allclose(peer.peers[l].mean, m)
+        term = 0.5 * (m - m.mean())  # dL/da of every unit, on positive rows
+        expected = plain.layers[l].W - lr * np.outer(X[:B].sum(axis=0), term) / B
+        np.testing.assert_allclose(peer.layers[l].W, expected, rtol=1e-10, atol=1e-12)
+        X = normalize(Y)
