@@ -11,16 +11,19 @@ With layers :math:`l = 0, \dots, L-1` (the last one is the linear output layer),
 
 .. code-block:: text
 
-    forward                                  backward (each line differentiates the one
-                                             on its left)
-    a_l = h_l W_l + b_l                      dL_dW_l = h_l^T dL_da_l
-        (B, n_l) @ (n_l, n_l+1)                  (n_l, B) @ (B, n_l+1) -> (n_l, n_l+1)
-                                             dL_db_l = sum_rows dL_da_l
-                                             dL_dh_l = dL_da_l W_l^T
-                                                 (B, n_l+1) @ (n_l+1, n_l) -> (B, n_l)
-    h_l+1 = relu(a_l)        (l < L-1)       dL_da_l = dL_dh_l+1 * [a_l > 0]
-    z = a_L-1                                (the logits)
-    L = -mean_n log softmax(z)[n, t_n]       dL_dz = (softmax(z) - T) / B
+    forward                                 backward (beside the line it differentiates)
+    h_0 = x
+    a_l = h_l W_l + b_l                     dL_dW_l = h_l^T dL_da_l
+      (B, n_l) @ (n_l, n_l+1)                 (n_l, B) @ (B, n_l+1) -> (n_l, n_l+1)
+        -> (B, n_l+1)                       dL_db_l = sum_rows dL_da_l
+                                            dL_dh_l = dL_da_l W_l^T
+                                              (B, n_l+1) @ (n_l+1, n_l) -> (B, n_l)
+    h_l+1 = relu(a_l)      (l < L-1)        dL_da_l = dL_dh_l+1 * [a_l > 0]
+    z = a_L-1              (the logits)     dL_da_L-1 = dL_dz
+    L = -mean_n log softmax(z)[n, t_n]      dL_dz = (softmax(z) - T) / B
+
+The backward column runs from the bottom up: the loss's gradient first, then layer
+``L-1`` down to layer 0.
 
 The ReLU's derivative is taken as 0 at 0 (``[a > 0]``); since ``h = relu(a)`` is
 positive exactly where ``a > 0``, the mask is read off the cached ``h``.
@@ -265,15 +268,22 @@ class MLP:
             ``layer{l}.W`` (shape (n_l, n_l+1)) and ``layer{l}.b`` (shape (n_l+1,));
             empty when ``opt`` is given.
         """
+        B = cache[0].shape[0]
+        if np.shape(dL_dz) != (B, self.n_classes):
+            raise ValueError(
+                f"dL_dz must have shape {(B, self.n_classes)} (batch, classes), "
+                f"got {np.shape(dL_dz)}"
+            )
         grads = {}
-        dL_da = dL_dz  # the output layer has no ReLU: a_L-1 = z
+        dL_da = np.asarray(dL_dz, dtype=self.dtype)  # the output layer has no ReLU: z = a_L-1
         for l in reversed(range(self.n_layers)):
             W, b, h = self.W[l], self.b[l], cache[l]
             # forward:  a_l = h_l W_l + b_l
             if l > 0:
                 # dL/dh_l = dL/da_l W_l^T, computed as (W_l dL/da_l^T)^T so that W_l is
-                # read in place, never copied to a transposed layout
-                dL_dh = blas.matmul(W, dL_da.T).T  # (n_l, n_l+1) @ (n_l+1, B) -> (n_l, B)
+                # read in place, never copied into a transposed layout:
+                # (n_l, n_l+1) @ (n_l+1, B) -> (n_l, B), transposed -> (B, n_l)
+                dL_dh = blas.matmul(W, dL_da.T).T
             dL_db = dL_da.sum(axis=0)  # dL/db_l = sum over rows of dL/da_l
             if opt is None:
                 # dL/dW_l = h_l^T dL/da_l
@@ -306,8 +316,8 @@ class MLP:
         grads : dict of str to ndarray
             Same names and shapes as :meth:`params`.
         """
+        x, labels = self._check_batch(x, labels)
         z, cache = self.forward(x)  # (B, n_classes)
-        labels = check_labels(labels, self.n_classes, n_rows=z.shape[0])
         L, dL_dz = softmax_cross_entropy(z, labels)
         return L, self.backward(dL_dz, cache)
 
@@ -330,8 +340,13 @@ class MLP:
         losses : dict
             ``"cross_entropy"``: the batch's mean loss before the update.
         """
-        z, cache = self.forward(x)
-        labels = check_labels(labels, self.n_classes, n_rows=z.shape[0])
+        x, labels = self._check_batch(x, labels)
+        z, cache = self.forward(x)  # (B, n_classes)
         L, dL_dz = softmax_cross_entropy(z, labels)
         self.backward(dL_dz, cache, opt, lr_scale)
         return {"cross_entropy": L}
+
+    def _check_batch(self, x, labels) -> tuple[np.ndarray, np.ndarray]:
+        """Validate a labelled batch before any work is done on it."""
+        x = check_matrix(x, "x", self.n_in)
+        return x, check_labels(labels, self.n_classes, n_rows=x.shape[0])

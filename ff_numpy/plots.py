@@ -39,9 +39,9 @@ def plot_learning_curve(metrics, path) -> Path:
     fig = Figure(figsize=(11, 4))
     ax1, ax2 = fig.subplots(1, 2)
     curves = [
-        (f"{split}_error_{kind}", f"{name}, {kind}")
+        (f"{split}_error{suffix}", f"{name}{kind}")
         for split, name in (("val", "validation"), ("test", "test"))
-        for kind in ("softmax", "goodness")
+        for suffix, kind in (("_softmax", ", softmax"), ("_goodness", ", goodness"), ("", ""))
     ]
     for key, label in curves:
         pts = [(r["epoch"], 100 * r[key]) for r in hist if key in r]
@@ -52,8 +52,10 @@ def plot_learning_curve(metrics, path) -> Path:
     for key, label in (
         ("test_error_goodness", "test, goodness"),
         ("test_error_softmax", "test, softmax"),
+        ("test_error", "test"),
     ):
-        if key in metrics:
+        # backprop writes test_error and test_error_softmax (the same number): one line
+        if key in metrics and not (key == "test_error_softmax" and "test_error" in metrics):
             ax1.axhline(100 * metrics[key], ls="--", lw=0.8, color="gray")
             ax1.annotate(
                 f"{label} {100 * metrics[key]:.2f}%",
@@ -82,11 +84,14 @@ def plot_learning_curve(metrics, path) -> Path:
     ax2.set_yscale("log")
     ax2.grid(True, which="both", alpha=0.3)
     ax2.legend(fontsize=8)
-    ax2.set_title("per-layer FF loss (positive + negative) and readout loss")
     cfg = metrics.get("config", {})
+    if "negatives" in cfg:
+        ax2.set_title("per-layer FF loss (positive + negative) and readout loss")
+    else:
+        ax2.set_title("training loss")
+    shown = ("hidden", "negatives", "objective", "optimizer", "lr")
     fig.suptitle(
-        f"{cfg.get('experiment', '')}  hidden={cfg.get('hidden', '')}  "
-        f"negatives={cfg.get('negatives', '')}  objective={cfg.get('objective', '')}",
+        "  ".join([cfg.get("experiment", "")] + [f"{k}={cfg[k]}" for k in shown if k in cfg]),
         fontsize=10,
     )
     return _save(fig, path)

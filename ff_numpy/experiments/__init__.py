@@ -14,6 +14,7 @@ that calls :func:`register`.
 from __future__ import annotations
 
 import argparse
+import importlib
 
 REGISTRY: dict[str, type] = {}
 
@@ -40,9 +41,13 @@ def names() -> list[str]:
     return sorted(REGISTRY)
 
 
+EXPERIMENT_MODULES = ("supervised", "backprop")
+
+
 def _load_all() -> None:
     # Importing a module registers its experiments.
-    from ff_numpy.experiments import supervised  # noqa: F401
+    for module in EXPERIMENT_MODULES:
+        importlib.import_module(f"ff_numpy.experiments.{module}")
 
 
 def add_run_arguments(p: argparse.ArgumentParser, train: bool = True) -> None:
