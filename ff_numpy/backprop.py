@@ -35,6 +35,7 @@ import numpy as np
 from scipy.special import log_softmax
 
 from ff_numpy import blas, checkpoint
+from ff_numpy.blackbox import BlackBox
 from ff_numpy.validate import check_labels, check_matrix
 
 MODEL_TYPE = "mlp"
@@ -93,6 +94,16 @@ class MLP:
         Draws the initial weights.
     dtype : numpy dtype
         ``float32`` for training, ``float64`` for gradient checks.
+    box : ff_numpy.blackbox.BlackBox, optional
+        An unknown, non-differentiable transform applied to the output of hidden layer
+        ``box_after`` before the next layer sees it.
+    box_after : int, optional
+        Index of the hidden layer the box follows.
+    box_grad : {"straight", "none"}
+        What the backward pass does at the box, whose true derivative is zero almost
+        everywhere (the quantiser) and unknown (the permutation): ``"straight"`` passes
+        the gradient through unchanged (the straight-through guess), ``"none"`` stops
+        it, so only the layers after the box learn.
 
     Notes
     -----
@@ -110,7 +121,15 @@ class MLP:
     """
 
     def __init__(
-        self, n_in: int, hidden, n_classes: int, rng: np.random.Generator, dtype=np.float32
+        self,
+        n_in: int,
+        hidden,
+        n_classes: int,
+        rng: np.random.Generator,
+        dtype=np.float32,
+        box=None,
+        box_after: int | None = None,
+        box_grad: str = "straight",
     ):
         hidden = [int(h) for h in hidden]
         if int(n_in) < 1 or any(h < 1 for h in hidden) or int(n_classes) < 2:
@@ -129,6 +148,13 @@ class MLP:
             gain = 2.0 if l < n_layers - 1 else 1.0  # He for ReLU layers, 1 for the logits
             self.W.append((rng.standard_normal((m, n)) * np.sqrt(gain / m)).astype(dtype))
             self.b.append(np.zeros(n, dtype=dtype))
+        if (box is None) != (box_after is None):
+            raise ValueError("give both box and box_after, or neither")
+        if box is not None and (not 0 <= box_after < len(hidden) or box.n != hidden[box_after]):
+            raise ValueError(f"the box must follow a hidden layer of width {box.n}")
+        if box_grad not in ("straight", "none"):
+            raise ValueError(f"box_grad must be 'straight' or 'none', got {box_grad!r}")
+        self.box, self.box_after, self.box_grad = box, box_after, box_grad
 
     @property
     def n_layers(self) -> int:
@@ -144,6 +170,9 @@ class MLP:
             "hidden": self.hidden,
             "n_classes": self.n_classes,
             "dtype": self.dtype.name,
+            "box": None if self.box is None else self.box.config(),
+            "box_after": self.box_after,
+            "box_grad": self.box_grad,
         }
 
     @classmethod
@@ -157,7 +186,10 @@ class MLP:
             cfg["n_classes"],
             rng or np.random.default_rng(0),
             dtype=np.dtype(cfg["dtype"]),
-        )
+            box=BlackBox(**cfg["box"], rng=np.random.default_rng(0)) if cfg.get("box") else None,
+            box_after=cfg.get("box_after"),
+            box_grad=cfg.get("box_grad", "straight"),
+        )  # a box's permutation is restored by load_state
 
     @classmethod
     def load(cls, path) -> MLP:
@@ -179,8 +211,11 @@ class MLP:
         return out
 
     def state(self) -> dict[str, np.ndarray]:
-        """All learned arrays, by name (the same as :meth:`params`)."""
-        return self.params()
+        """All learned arrays, by name (:meth:`params`, and a box's permutation)."""
+        out = self.params()
+        if self.box is not None:
+            out["box.perm"] = self.box.perm
+        return out
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         """Restore the arrays of :meth:`state` in place."""
@@ -194,7 +229,9 @@ class MLP:
             target[...] = arrays[name]
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    def forward(
+        self, x: np.ndarray, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         r"""Logits of a batch, and what the backward pass needs.
 
         .. math::
@@ -204,6 +241,8 @@ class MLP:
         ----------
         x : ndarray, shape (B, n_in)
             Inputs (cast to the model's dtype).
+        rng : numpy.random.Generator, optional
+            Noise of the black box, if any (default: a fixed generator, for evaluation).
 
         Returns
         -------
@@ -211,7 +250,8 @@ class MLP:
             Logits.
         cache : list of ndarray, shapes (B, n_l)
             The input :math:`h_l` of every layer: ``cache[0]`` is ``x``, ``cache[l]`` the
-            ReLU output of hidden layer ``l - 1``.
+            ReLU output of hidden layer ``l - 1`` (after the box, if one follows it). With
+            a box, one more entry at the end: the ReLU output that went into the box.
         """
         x = check_matrix(x, "x", self.n_in).astype(self.dtype, copy=False)
         h = x
@@ -222,6 +262,11 @@ class MLP:
             a += b
             if l < self.n_layers - 1:
                 h = np.maximum(a, 0, out=a)  # h_l+1 = relu(a_l), in place
+                if l == self.box_after:  # the black box: no derivative known
+                    box_in = h
+                    h = self.box(h, rng if rng is not None else np.random.default_rng(0))
+        if self.box is not None:
+            cache.append(box_in)
         return a, cache
 
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
@@ -294,6 +339,11 @@ class MLP:
                 opt.step_outer(f"layer{l}.W", W, h, dL_da, lr_scale, decay=True)
                 opt.step(f"layer{l}.b", b, dL_db, lr_scale, decay=False)
             if l > 0:
+                if l - 1 == self.box_after:
+                    # forward:  h_l = box(relu(a_l-1)): its derivative is unknown
+                    if self.box_grad == "none":
+                        break  # nothing reaches the layers below the box
+                    h = cache[-1]  # straight-through: treat the box as the identity
                 # forward:  h_l = relu(a_l-1)
                 # dL/da_l-1 = dL/dh_l * [a_l-1 > 0]   (h_l > 0 exactly where a_l-1 > 0)
                 dL_da = dL_dh * (h > 0)
@@ -322,7 +372,12 @@ class MLP:
         return L, self.backward(dL_dz, cache)
 
     def train_step(
-        self, x: np.ndarray, labels: np.ndarray, opt, lr_scale: float = 1.0
+        self,
+        x: np.ndarray,
+        labels: np.ndarray,
+        opt,
+        lr_scale: float = 1.0,
+        rng: np.random.Generator | None = None,
     ) -> dict[str, float]:
         """One backpropagation update of every layer.
 
@@ -334,6 +389,8 @@ class MLP:
             Updates the weights (with its weight decay) and the biases (without).
         lr_scale : float
             The schedule's factor.
+        rng : numpy.random.Generator, optional
+            Noise of the black box, if any.
 
         Returns
         -------
@@ -341,7 +398,7 @@ class MLP:
             ``"cross_entropy"``: the batch's mean loss before the update.
         """
         x, labels = self._check_batch(x, labels)
-        z, cache = self.forward(x)  # (B, n_classes)
+        z, cache = self.forward(x, rng)  # (B, n_classes)
         L, dL_dz = softmax_cross_entropy(z, labels)
         self.backward(dL_dz, cache, opt, lr_scale)
         return {"cross_entropy": L}

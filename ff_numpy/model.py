@@ -34,6 +34,7 @@ import numpy as np
 
 from ff_numpy import checkpoint
 from ff_numpy import goodness as gd
+from ff_numpy.blackbox import BlackBox
 from ff_numpy.layers import Dense
 from ff_numpy.negatives import LabelCode, hard_wrong_labels, random_wrong_labels
 from ff_numpy.norm import DEFAULT_SCALE, PeerNorm, check_scale, normalize
@@ -74,6 +75,10 @@ class FFNet:
     score_layers : sequence of int, optional
         Layers whose goodness is summed for classification and whose normalised
         activities feed the softmax; default every hidden layer but the first.
+    boxes : dict of int to BlackBox, optional
+        ``{l: box}``: an unknown, non-differentiable transform applied to layer ``l``'s
+        normalised output before layer ``l + 1`` sees it (:mod:`ff_numpy.blackbox`).
+        Training does not change: every layer still learns from its own input.
     dtype : numpy dtype
     """
 
@@ -91,6 +96,7 @@ class FFNet:
         norm: str | None = None,
         peer_strength: float = 0.0,
         score_layers=None,
+        boxes=None,
         dtype=np.float32,
     ):
         hidden = [int(h) for h in hidden]
@@ -124,6 +130,13 @@ class FFNet:
         self.dtype = np.dtype(dtype)
         self.n_in = int(n_in)
         self.hidden = hidden
+        self.boxes = dict(boxes or {})
+        for l, box in self.boxes.items():
+            if not 0 <= l < len(hidden) - 1 or box.n != hidden[l]:
+                raise ValueError(
+                    f"a black box after layer {l} must sit between two layers and have "
+                    f"width {hidden[l] if 0 <= l < len(hidden) else '?'}, got width {box.n}"
+                )
 
     # ------------------------------------------------------------------ config / state
     def config(self) -> dict:
@@ -141,6 +154,7 @@ class FFNet:
             "peer_strength": self.peer_strength,
             "score_layers": self.score_layers,
             "dtype": self.dtype.name,
+            "boxes": {str(l): box.config() for l, box in self.boxes.items()},
         }
 
     @classmethod
@@ -158,6 +172,10 @@ class FFNet:
             norm=cfg["norm"],
             peer_strength=cfg["peer_strength"],
             score_layers=cfg["score_layers"],
+            boxes={
+                int(l): BlackBox(c["n"], np.random.default_rng(0), c["levels"], c["noise"])
+                for l, c in cfg.get("boxes", {}).items()
+            },  # permutations are restored by load_state
             dtype=np.dtype(cfg["dtype"]),
         )
 
@@ -181,6 +199,8 @@ class FFNet:
             out[f"layer{i}.b"] = layer.b
             if self.peers[i] is not None:
                 out[f"layer{i}.peer_mean"] = self.peers[i].mean
+        for l, box in self.boxes.items():
+            out[f"box{l}.perm"] = box.perm
         out["readout.V"] = self.readout.V
         out["readout.c"] = self.readout.c
         return out
@@ -220,11 +240,14 @@ class FFNet:
         """
         h = self._input(x, labels)
         ys, hs = [], []
-        for layer in self.layers:
+        box_rng = np.random.default_rng(0)  # evaluation: the same noise every call
+        for l, layer in enumerate(self.layers):
             y = layer.forward(h)  # (B, n_in) @ (n_in, n_out) -> (B, n_out)
             h = normalize(y, self.norm)
             ys.append(y)
             hs.append(h)
+            if l in self.boxes:
+                h = normalize(self.boxes[l](h, box_rng), self.norm)
         return ys, hs
 
     def activities(self, x: np.ndarray, labels=None) -> list[np.ndarray]:
@@ -337,4 +360,6 @@ class FFNet:
             opt.step_outer(f"layer{l}.W", layer.W, X, dL_da, lr_scale)
             opt.step(f"layer{l}.b", layer.b, dL_da.sum(axis=0), lr_scale, decay=False)
             X = normalize(Y, self.norm, out=Y)  # the next layer sees only the orientation
+            if l in self.boxes:  # FF needs no derivative of what happens in between
+                X = normalize(self.boxes[l](X, rng), self.norm)
         return losses

@@ -40,10 +40,11 @@ import argparse
 
 import numpy as np
 
-from ff_numpy import train
+from ff_numpy import experiments, train
 from ff_numpy.backprop import MLP
 from ff_numpy.data import load_mnist
 from ff_numpy.experiments import register
+from ff_numpy.experiments.common import BOX_KEYS, add_box_arguments, make_box
 from ff_numpy.optim import SGD, Adam
 
 DEFAULT_LR = {"sgd": 0.03, "adam": 0.001}
@@ -89,7 +90,7 @@ class BackpropTask:
 
     def train_batch(self, idx, rng, lr_scale):
         # rng is unused: no dropout, no negatives; the batch order comes from train.fit
-        return self.model.train_step(self.x_train[idx], self.y_train[idx], self.opt, lr_scale)
+        return self.model.train_step(self.x_train[idx], self.y_train[idx], self.opt, lr_scale, rng)
 
     def evaluate(self, epoch, n_epochs):
         splits = [("val", self.x_val, self.y_val)]
@@ -197,6 +198,14 @@ class Backprop:
             action="store_true",
             help="also record test errors in the history (learning curves; not for tuning)",
         )
+        add_box_arguments(p)
+        p.add_argument(
+            "--box-grad",
+            choices=["straight", "none"],
+            default="straight",
+            help="at the black box, pass the gradient straight through (a guess) or stop "
+            "it (only the layers after the box learn)",
+        )
         p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
     @staticmethod
@@ -207,7 +216,16 @@ class Backprop:
         if n > len(data.train.x):
             raise ValueError(f"--train-size must lie in 1..{len(data.train.x)}, got {n}")
         rng = np.random.default_rng([args.seed, 1])  # initial weights; training draws use seed
-        model = MLP(data.train.x.shape[1], args.hidden, 10, rng)
+        box_after, box = make_box(args, args.hidden)
+        model = MLP(
+            data.train.x.shape[1],
+            args.hidden,
+            10,
+            rng,
+            box=box,
+            box_after=box_after,
+            box_grad=args.box_grad,
+        )
         task = BackpropTask(
             model,
             data.train.x[:n],
@@ -233,6 +251,8 @@ class Backprop:
             "train_size",
             "track_test",
             "seed",
+            *BOX_KEYS,
+            "box_grad",
         ]
         cfg = {"experiment": cls.name, **{k: getattr(args, k) for k in keys}}
         cfg["lr"] = resolved_lr(args)
@@ -258,6 +278,7 @@ class Backprop:
             seed=args.seed,
             resume=args.resume,
             progress=args.progress,
+            config_defaults=cls.config(experiments.default_args(cls.name)),
         )
         plot_learning_curve(metrics, f"{args.out}/learning_curve.png")
         return metrics

@@ -16,6 +16,7 @@ import numpy as np
 from ff_numpy import experiments, train
 from ff_numpy.data import load_mnist
 from ff_numpy.experiments import register
+from ff_numpy.experiments.common import BOX_KEYS, add_box_arguments, make_box
 from ff_numpy.model import NEGATIVES, FFNet
 from ff_numpy.norm import DEFAULT_SCALE, SCALES
 from ff_numpy.optim import make_optimizer
@@ -225,6 +226,7 @@ class Supervised:
             action="store_true",
             help="also record test errors in the history (learning curves; not for tuning)",
         )
+        add_box_arguments(p)
         p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
     @staticmethod
@@ -240,6 +242,7 @@ class Supervised:
             theta=args.theta,
             norm=args.norm,
             peer_strength=args.peer_strength,
+            boxes=dict([make_box(args, args.hidden)]) if args.black_box is not None else None,
         )
         opt = make_optimizer(args.optimizer, args.lr, args.weight_decay, args.momentum)
         readout_opt = make_optimizer(
@@ -286,6 +289,7 @@ class Supervised:
             "eval_every",
             "track_test",
             "seed",
+            *BOX_KEYS,
         ]
         config = {"experiment": cls.name, **{k: getattr(args, k) for k in keys}}
         config["norm"] = args.norm or DEFAULT_SCALE[args.goodness]  # resolved default
