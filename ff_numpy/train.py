@@ -155,7 +155,8 @@ def fit(
     metrics = {
         "config": config,
         "history": history,
-        "total_train_seconds": sum(r["seconds"] for r in history),
+        "total_train_seconds": sum(r["train_seconds"] for r in history),  # training only
+        "total_seconds": sum(r["seconds"] for r in history),  # with evaluation
         "peak_rss_mb": _peak_rss_mb(),
         **final,
     }

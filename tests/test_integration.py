@@ -31,7 +31,7 @@ def _args(out, extra=()):
 
 def _numbers(metrics):
     """Everything in metrics.json except wall-clock times."""
-    drop = {"seconds", "train_seconds", "total_train_seconds", "peak_rss_mb"}
+    drop = {"seconds", "train_seconds", "total_train_seconds", "total_seconds", "peak_rss_mb"}
     hist = [{k: v for k, v in r.items() if k not in drop} for r in metrics["history"]]
     return hist, {k: v for k, v in metrics.items() if k.startswith("test_")}
 
