@@ -110,3 +110,16 @@ def test_tutorial_01_gradient_check_with_autograd():
 
     check = load_tutorial("01_goodness_and_one_layer").gradient_check(np.random.default_rng(1))
     assert check["method"] == "autograd"
+
+
+def test_tutorial_03_orientation_invariance_and_one_shot(quick_run):
+    """Runs without MNIST too (a random input stands in), so no skip."""
+    result, seconds, out = quick_run("03_learning_fast")
+    assert seconds < QUICK_BUDGET + SLACK
+    for fig in result["figures"]:
+        assert_png(fig)
+    changes = result["orientation_changes"]
+    assert changes["dense, squared goodness"] < 1e-12  # Sec. 7: orientation unchanged
+    assert changes["dense, unsquared goodness"] > 1e-3  # ... but not for these two
+    assert changes["masked (local fields), squared"] > 1e-3
+    assert max(result["one_shot_errors"]) < 1e-9  # Eq. 4: every layer on target
