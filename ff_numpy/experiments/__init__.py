@@ -41,7 +41,7 @@ def names() -> list[str]:
     return sorted(REGISTRY)
 
 
-EXPERIMENT_MODULES = ("supervised", "backprop")
+EXPERIMENT_MODULES = ("supervised", "backprop", "online")
 
 
 def _load_all() -> None:
