@@ -218,15 +218,8 @@ class MLP:
         return out
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore the arrays of :meth:`state` in place."""
-        for name, target in self.state().items():
-            if name not in arrays:
-                raise ValueError(f"checkpoint has no array {name!r}")
-            if arrays[name].shape != target.shape:
-                raise ValueError(
-                    f"{name}: checkpoint has shape {arrays[name].shape}, model {target.shape}"
-                )
-            target[...] = arrays[name]
+        """Restore the arrays of :meth:`state` in place (:func:`ff_numpy.checkpoint.restore`)."""
+        checkpoint.restore(self.state(), arrays)
 
     # ------------------------------------------------------------------ forward
     def forward(

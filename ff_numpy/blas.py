@@ -85,3 +85,32 @@ def axpy(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
     (f,) = _funcs(y.dtype, "axpy")
     f(x.reshape(-1), y.reshape(-1), a=alpha)
     return y
+
+
+def ger(u: np.ndarray, v: np.ndarray, W: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    r"""Rank-1 update :math:`W \leftarrow W + \alpha\, u v^T`, in place (BLAS ``ger``).
+
+    For C-ordered ``W`` the Fortran-ordered matrix BLAS sees is ``W.T``, so the update
+    is computed as :math:`W^T \leftarrow W^T + \alpha\, v u^T`: no temporary of W's size.
+
+    Parameters
+    ----------
+    u : ndarray, shape (m,)
+    v : ndarray, shape (n,)
+    W : ndarray, shape (m, n), C-contiguous, float32 or float64, same dtype as ``u``, ``v``
+    alpha : float
+
+    Returns
+    -------
+    W : ndarray, shape (m, n)
+        The same array, updated.
+    """
+    if not W.flags.c_contiguous or W.dtype not in (np.float32, np.float64):
+        raise ValueError(f"ger needs a C-contiguous float32 or float64 W, got {W.dtype}")
+    if not u.dtype == v.dtype == W.dtype:
+        raise ValueError(f"ger needs one dtype for u, v, W; got {u.dtype}, {v.dtype}, {W.dtype}")
+    if u.ndim != 1 or v.ndim != 1 or W.shape != (u.size, v.size):
+        raise ValueError(f"ger needs u (m,), v (n,), W (m, n); got {u.shape}, {v.shape}, {W.shape}")
+    (f,) = _funcs(W.dtype, "ger")
+    f(alpha, v, u, a=W.T, overwrite_a=1)  # (n,) x (m,) -> (n, m) = W^T, in place
+    return W

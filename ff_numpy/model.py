@@ -206,19 +206,24 @@ class FFNet:
         return out
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore the arrays of :meth:`state` in place."""
-        for name, target in self.state().items():
-            if name not in arrays:
-                raise ValueError(f"checkpoint has no array {name!r}")
-            if arrays[name].shape != target.shape:
-                raise ValueError(
-                    f"{name}: checkpoint has shape {arrays[name].shape}, model {target.shape}"
-                )
-            target[...] = arrays[name]
+        """Restore the arrays of :meth:`state` in place (:func:`ff_numpy.checkpoint.restore`)."""
+        checkpoint.restore(self.state(), arrays)
 
     # ------------------------------------------------------------------ forward passes
-    def _input(self, x: np.ndarray, labels) -> np.ndarray:
-        """Write the label (``None``: neutral) and normalise, shape (B, n_in)."""
+    def labelled_input(self, x: np.ndarray, labels) -> np.ndarray:
+        """The first layer's input: the images with ``labels`` written in, normalised.
+
+        Parameters
+        ----------
+        x : ndarray, shape (B, n_in)
+            Images (not modified: the label is written into a copy).
+        labels : ndarray of int, shape (B,), or None for the neutral label
+
+        Returns
+        -------
+        u : ndarray, shape (B, n_in), ``self.dtype``
+            A new array.
+        """
         x = self.label_code.embed(x.astype(self.dtype, copy=False), labels)
         return normalize(x, self.norm, out=x)
 
@@ -238,7 +243,7 @@ class FFNet:
         hs : list of ndarray, shapes (B, n_l)
             ``normalise(y)``: what the next layer (and the readout) sees.
         """
-        h = self._input(x, labels)
+        h = self.labelled_input(x, labels)
         ys, hs = [], []
         box_rng = np.random.default_rng(0)  # evaluation: the same noise every call
         for l, layer in enumerate(self.layers):

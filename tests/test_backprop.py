@@ -16,18 +16,14 @@ import json
 import numpy as np
 import pytest
 from gradcheck import AUTOGRAD_TOL, FD_TOL, assert_close, numerical_grad, sample_indices
+from helpers import interrupted_after, needs_mnist, numbers, train_args
 
 from ff_numpy import checkpoint, cli, experiments
 from ff_numpy.backprop import MLP, softmax_cross_entropy
-from ff_numpy.data import find_data_dir
 from ff_numpy.optim import SGD, Adam
 
 autograd = pytest.importorskip("autograd", reason="the test extra (pip install -e .[test])")
 anp = pytest.importorskip("autograd.numpy")
-
-needs_mnist = pytest.mark.skipif(
-    find_data_dir() is None, reason="MNIST not found: set FF_NUMPY_DATA=../shared/data"
-)
 
 SEEDS = [0, 1, 2, 3, 4, 5]
 BATCHES = [1, 2, 7]
@@ -286,20 +282,11 @@ def test_default_args_and_resolved_learning_rate():
 
 # ----------------------------------------------------------------------------- real MNIST
 SMALL = "--hidden 100 --train-size 10000 --epochs 3 --track-test".split()
-DROP = {"seconds", "train_seconds", "total_train_seconds", "total_seconds", "peak_rss_mb"}
 
 
 def _args(out, extra=()):
     """Parse ``ff-numpy train backprop`` options exactly as the command line does."""
-    return cli.build_parser().parse_args(
-        ["train", "backprop", *SMALL, *extra, "--no-progress", "--out", str(out)]
-    )
-
-
-def _numbers(metrics):
-    """Everything in metrics.json except wall-clock times."""
-    hist = [{k: v for k, v in r.items() if k not in DROP} for r in metrics["history"]]
-    return hist, {k: v for k, v in metrics.items() if k.startswith("test_")}
+    return train_args("backprop", out, *SMALL, *extra)
 
 
 @pytest.fixture(scope="module")
@@ -339,27 +326,16 @@ def test_evaluate_recomputes_test_error(small_run, capsys):
 
 
 @needs_mnist
-def test_interrupted_then_resumed_equals_uninterrupted(small_run, tmp_path, monkeypatch):
+def test_interrupted_then_resumed_equals_uninterrupted(small_run, tmp_path):
     from ff_numpy.experiments.backprop import BackpropTask
 
     _, reference = small_run
-    original = BackpropTask.train_batch
-    calls = {"n": 0}
-
-    def crash_in_epoch_2(self, idx, rng, lr_scale):
-        calls["n"] += 1
-        if calls["n"] > 100 + 37:  # 100 batches per epoch: die inside epoch 2
-            raise KeyboardInterrupt
-        return original(self, idx, rng, lr_scale)
-
-    monkeypatch.setattr(BackpropTask, "train_batch", crash_in_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_after(BackpropTask, 100 + 37):  # 100 batches per epoch: in epoch 2
         experiments.get("backprop").run(_args(tmp_path))
-    monkeypatch.setattr(BackpropTask, "train_batch", original)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert len(saved["history"]) == 1  # epoch 1 was checkpointed, epoch 2 was lost
     resumed = experiments.get("backprop").run(_args(tmp_path, ["--resume"]))
-    assert _numbers(resumed) == _numbers(reference)
+    assert numbers(resumed) == numbers(reference)
 
 
 @needs_mnist
@@ -378,8 +354,8 @@ def test_same_seed_same_numbers_other_seed_differs_and_adam_learns(tmp_path):
     a = run(_args(tmp_path / "a", tiny))
     b = run(_args(tmp_path / "b", tiny))
     c = run(_args(tmp_path / "c", [*tiny, "--seed", "1"]))
-    assert _numbers(a) == _numbers(b)
-    assert _numbers(a) != _numbers(c)
+    assert numbers(a) == numbers(b)
+    assert numbers(a) != numbers(c)
     adam = run(_args(tmp_path / "adam", ["--epochs", "1", "--optimizer", "adam"]))
     assert adam["config"]["lr"] == 0.001 and adam["test_error"] < 0.15, adam["test_error"]
 

@@ -9,13 +9,10 @@ import time
 
 import numpy as np
 import pytest
+from helpers import interrupted_after, needs_mnist, numbers, train_args
 
 from ff_numpy import cli, experiments
 from ff_numpy.data import find_data_dir
-
-needs_mnist = pytest.mark.skipif(
-    find_data_dir() is None, reason="MNIST not found: set FF_NUMPY_DATA=../shared/data"
-)
 
 SMALL = (
     "--hidden 500 500 --train-size 10000 --epochs 5 --eval-every 5 --negatives hard --lr 0.01"
@@ -24,16 +21,7 @@ SMALL = (
 
 def _args(out, extra=()):
     """Parse ``ff-numpy train supervised`` options exactly as the command line does."""
-    return cli.build_parser().parse_args(
-        ["train", "supervised", *SMALL, *extra, "--no-progress", "--out", str(out)]
-    )
-
-
-def _numbers(metrics):
-    """Everything in metrics.json except wall-clock times."""
-    drop = {"seconds", "train_seconds", "total_train_seconds", "total_seconds", "peak_rss_mb"}
-    hist = [{k: v for k, v in r.items() if k not in drop} for r in metrics["history"]]
-    return hist, {k: v for k, v in metrics.items() if k.startswith("test_")}
+    return train_args("supervised", out, *SMALL, *extra)
 
 
 @pytest.fixture(scope="module")
@@ -69,25 +57,14 @@ def test_evaluate_recomputes_test_errors(small_run, capsys):
 
 
 @needs_mnist
-def test_interrupted_then_resumed_equals_uninterrupted(small_run, tmp_path, monkeypatch):
+def test_interrupted_then_resumed_equals_uninterrupted(small_run, tmp_path):
     from ff_numpy.experiments.supervised import SupervisedTask
 
     _, reference, _ = small_run
-    original = SupervisedTask.train_batch
-    calls = {"n": 0}
-
-    def crash_in_epoch_3(self, idx, rng, lr_scale):
-        calls["n"] += 1
-        if calls["n"] > 2 * 100 + 37:  # 100 batches per epoch: die inside epoch 3
-            raise KeyboardInterrupt
-        return original(self, idx, rng, lr_scale)
-
-    monkeypatch.setattr(SupervisedTask, "train_batch", crash_in_epoch_3)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_after(SupervisedTask, 2 * 100 + 37):  # 100 batches an epoch: in epoch 3
         experiments.get("supervised").run(_args(tmp_path))
-    monkeypatch.setattr(SupervisedTask, "train_batch", original)
     resumed = experiments.get("supervised").run(_args(tmp_path, ["--resume"]))
-    assert _numbers(resumed) == _numbers(reference)
+    assert numbers(resumed) == numbers(reference)
 
 
 @needs_mnist
@@ -97,8 +74,8 @@ def test_same_seed_same_numbers_other_seed_differs(tmp_path):
     a = run(_args(tmp_path / "a", tiny))
     b = run(_args(tmp_path / "b", tiny))
     c = run(_args(tmp_path / "c", [*tiny, "--seed", "1"]))
-    assert _numbers(a) == _numbers(b)
-    assert _numbers(a) != _numbers(c)
+    assert numbers(a) == numbers(b)
+    assert numbers(a) != numbers(c)
 
 
 @needs_mnist

@@ -11,25 +11,22 @@ import json
 
 import numpy as np
 import pytest
+from helpers import interrupted_after, needs_mnist, numbers, train_args
 
 from ff_numpy import cli, experiments, fast
-from ff_numpy.data import MNIST, Split, find_data_dir
+from ff_numpy.data import MNIST, Split
 from ff_numpy.experiments import online
 from ff_numpy.experiments.online import (
     Online,
     OnlineTask,
     damped_multiplier,
     jump_targets,
-    labelled_inputs,
     one_shot_jump,
     plot_online_comparison,
 )
 from ff_numpy.model import FFNet
 from ff_numpy.norm import normalize
 
-needs_mnist = pytest.mark.skipif(
-    find_data_dir() is None, reason="MNIST not found: set FF_NUMPY_DATA=../shared/data"
-)
 EXACT = 1e-12  # float64 relative error of a jump that should land exactly
 
 
@@ -70,7 +67,7 @@ def test_jump_moves_every_layer_to_its_damped_target(damping, positive):
     S0, out0 = _goodness_and_outputs(model, x, label)
     assert min(S0) > 0
     targets = [jump_targets(t, 0.5)[0 if positive else 1] for t in model.theta]
-    u = labelled_inputs(model, x, np.array([label]))[0]
+    u = model.labelled_input(x, np.array([label]))[0]
     info = one_shot_jump(model, u, positive, targets, damping, "always")
     S1, out1 = _goodness_and_outputs(model, x, label)
     for l in range(len(model.layers)):
@@ -89,7 +86,7 @@ def test_undamped_jump_is_the_librarys_one_shot_step():
     twin = FFNet.from_config(model.config())
     twin.load_state({k: v.copy() for k, v in model.state().items()})
     targets = [jump_targets(t, 0.5)[0] for t in model.theta]
-    one_shot_jump(model, labelled_inputs(model, x, np.array([7]))[0], True, targets, 1.0)
+    one_shot_jump(model, model.labelled_input(x, np.array([7]))[0], True, targets, 1.0)
     fast.one_shot_model_step(twin, x[0], targets, label=7)
     for a, b in zip(model.layers, twin.layers):
         np.testing.assert_allclose(a.W, b.W, rtol=1e-12, atol=1e-14)
@@ -101,7 +98,7 @@ def test_dead_layer_is_skipped_and_the_others_still_jump():
     model.layers[1].b[:] = -1e3  # every unit of layer 1 off for any input
     W1, b1 = model.layers[1].W.copy(), model.layers[1].b.copy()
     targets = [jump_targets(t, 0.5)[0] for t in model.theta]
-    u = labelled_inputs(model, x, np.array([0]))[0]
+    u = model.labelled_input(x, np.array([0]))[0]
     info = one_shot_jump(model, u, True, targets, 1.0)
     assert info[1]["dead"] and not info[1]["jumped"] and info[1]["S"] == 0.0
     assert info[0]["jumped"] and not info[0]["dead"]
@@ -116,14 +113,14 @@ def test_black_boxes_are_refused():
 
     rng = np.random.default_rng(0)
     model = FFNet(30, (12, 9), rng, boxes={0: BlackBox(12, rng)})
-    u = labelled_inputs(model, rng.random((1, 30)), np.array([0]))[0]
+    u = model.labelled_input(rng.random((1, 30)), np.array([0]))[0]
     with pytest.raises(ValueError, match="black boxes after layers \\[0\\]"):
         one_shot_jump(model, u, True, [1.0, 1.0])
 
 
 def test_jump_if_rules():
     model, x = _net(3, hidden=(12,))
-    u = labelled_inputs(model, x, np.array([1]))[0]
+    u = model.labelled_input(x, np.array([1]))[0]
     (S,), _ = _goodness_and_outputs(model, x, 1)
     # A positive example already above its target and above theta.
     model.theta = [0.25 * S]
@@ -158,13 +155,6 @@ def _toy_args(out, **kw):
     opts = dict(hidden=[20, 20], chunk=50, epochs=4, batch_size=10, eval_size=30, train_size=300)
     opts.update(kw)
     return experiments.default_args("online", out=str(out), progress=False, **opts)
-
-
-def _numbers(metrics):
-    """Everything in metrics.json except wall-clock times."""
-    drop = {"seconds", "train_seconds", "total_train_seconds", "total_seconds", "peak_rss_mb"}
-    hist = [{k: v for k, v in r.items() if k not in drop} for r in metrics["history"]]
-    return hist, {k: v for k, v in metrics.items() if k.startswith("test_")}
 
 
 @pytest.fixture(scope="module")
@@ -238,26 +228,15 @@ def test_stream_wraps_into_a_second_pass():
 
 
 @pytest.mark.parametrize("method", ["oneshot", "minibatch"])
-def test_interrupted_then_resumed_equals_uninterrupted(toy_runs, tmp_path, monkeypatch, method):
+def test_interrupted_then_resumed_equals_uninterrupted(toy_runs, tmp_path, method):
     data, runs = toy_runs
     reference = runs[method][1]
-    original = OnlineTask.train_batch
-    calls = {"n": 0}
-
-    def crash_in_chunk_3(self, idx, rng, lr_scale):
-        calls["n"] += 1
-        if calls["n"] > 2 * 5 + 3:  # 5 batches per chunk: die inside chunk 3
-            raise KeyboardInterrupt
-        return original(self, idx, rng, lr_scale)
-
-    monkeypatch.setattr(OnlineTask, "train_batch", crash_in_chunk_3)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_after(OnlineTask, 2 * 5 + 3):  # 5 batches per chunk: in chunk 3
         Online.run_on(_toy_args(tmp_path, method=method), data)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert len(saved["history"]) == 2
-    monkeypatch.setattr(OnlineTask, "train_batch", original)
     resumed = Online.run_on(_toy_args(tmp_path, method=method, resume=True), data)
-    assert _numbers(resumed) == _numbers(reference)
+    assert numbers(resumed) == numbers(reference)
 
 
 def test_resume_with_other_options_is_refused(toy_runs):
@@ -328,8 +307,7 @@ def mnist_runs(tmp_path_factory):
     runs = {}
     for method in ("oneshot", "minibatch"):
         out = tmp_path_factory.mktemp(f"mnist_{method}")
-        argv = ["train", "online", *SHORT, "--method", method, "--no-progress", "--out", str(out)]
-        args = cli.build_parser().parse_args(argv)
+        args = train_args("online", out, *SHORT, "--method", method)
         runs[method] = (out, experiments.get("online").run(args))
     return runs
 

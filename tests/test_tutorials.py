@@ -1,65 +1,25 @@
 """Run every tutorial's quick mode on real MNIST: figures written, within the time budget.
 
 Each tutorial is imported from its path (``tutorials/`` is not a package) and its
-``main(["--quick", "--out", DIR])`` is called. The tests need the four MNIST files in
+``main(["--quick", "--out", DIR])`` is called once (the ``quick_run`` fixture of
+``conftest.py``). The tests need the four MNIST files in
 ``$FF_NUMPY_DATA`` (CI sets it) or in the download cache; they are skipped otherwise.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-from ff_numpy.data import find_data_dir
-
-TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-QUICK_BUDGET = 40.0  # seconds a quick run may take on 2 cores
-SLACK = 20.0  # CI machines may be loaded
-
-needs_mnist = pytest.mark.skipif(
-    find_data_dir() is None,
-    reason="MNIST not found: set FF_NUMPY_DATA to a folder holding the four IDX files "
-    "(e.g. export FF_NUMPY_DATA=../shared/data)",
+from helpers import (
+    QUICK_BUDGET,
+    SLACK,
+    assert_png,
+    assert_quick_run,
+    load_tutorial,
+    needs_mnist,
 )
-
-
-def load_tutorial(stem: str):
-    """Import ``tutorials/<stem>.py`` as a module (its ``main`` is not run)."""
-    path = TUTORIALS / f"{stem}.py"
-    spec = importlib.util.spec_from_file_location(f"tutorial_{stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def assert_png(path: Path) -> None:
-    assert path.is_file(), f"{path} was not written"
-    data = path.read_bytes()
-    assert data.startswith(PNG_SIGNATURE), f"{path} is not a PNG file"
-    assert len(data) > 1000, f"{path} is only {len(data)} bytes"
-
-
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    """``quick_run(stem)`` -> (result of main, wall seconds, out folder); each runs once."""
-    runs = {}
-
-    def run(stem):
-        if stem not in runs:
-            out = tmp_path_factory.mktemp(stem)
-            tutorial = load_tutorial(stem)
-            t0 = time.perf_counter()
-            result = tutorial.main(["--quick", "--out", str(out)])
-            runs[stem] = (result, time.perf_counter() - t0, out)
-        return runs[stem]
-
-    return run
 
 
 @needs_mnist
@@ -71,13 +31,7 @@ def quick_run(tmp_path_factory):
     ],
 )
 def test_quick_run_writes_figures_in_time(quick_run, stem, figures):
-    result, seconds, out = quick_run(stem)
-    for name in figures:
-        assert_png(out / name)
-    assert sorted(Path(f).name for f in result["figures"]) == sorted(figures)
-    assert seconds < QUICK_BUDGET + SLACK, (
-        f"{stem} --quick took {seconds:.1f} s, budget {QUICK_BUDGET:.0f} s (+{SLACK:.0f} s slack)"
-    )
+    assert_quick_run(quick_run(stem), stem, figures)
 
 
 @needs_mnist

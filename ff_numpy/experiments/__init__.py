@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 
 REGISTRY: dict[str, type] = {}
 
@@ -41,13 +42,14 @@ def names() -> list[str]:
     return sorted(REGISTRY)
 
 
-EXPERIMENT_MODULES = ("supervised", "backprop", "online")
+HELPER_MODULES = {"common"}  # modules of this package that register no experiment
 
 
 def _load_all() -> None:
-    # Importing a module registers its experiments.
-    for module in EXPERIMENT_MODULES:
-        importlib.import_module(f"ff_numpy.experiments.{module}")
+    # Importing a module registers its experiments: a new experiment is one new file.
+    for info in pkgutil.iter_modules(__path__):
+        if info.name not in HELPER_MODULES:
+            importlib.import_module(f"{__name__}.{info.name}")
 
 
 def add_run_arguments(p: argparse.ArgumentParser, train: bool = True) -> None:

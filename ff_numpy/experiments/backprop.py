@@ -40,19 +40,23 @@ import argparse
 
 import numpy as np
 
-from ff_numpy import experiments, train
 from ff_numpy.backprop import MLP
-from ff_numpy.data import load_mnist
 from ff_numpy.experiments import register
-from ff_numpy.experiments.common import BOX_KEYS, add_box_arguments, make_box
+from ff_numpy.experiments.common import (
+    BOX_KEYS,
+    Experiment,
+    LabelledTask,
+    add_box_arguments,
+    add_run_shape_arguments,
+    check_ranges,
+    check_run_shape,
+    error_rate,
+    make_box,
+    splits,
+)
 from ff_numpy.optim import SGD, Adam
 
 DEFAULT_LR = {"sgd": 0.03, "adam": 0.001}
-
-
-def error_rate(pred: np.ndarray, labels: np.ndarray) -> float:
-    """Fraction of wrong predictions."""
-    return float(np.mean(pred != labels)) if len(labels) else float("nan")
 
 
 def test_errors(model: MLP, x_test: np.ndarray, y_test: np.ndarray) -> dict:
@@ -61,56 +65,36 @@ def test_errors(model: MLP, x_test: np.ndarray, y_test: np.ndarray) -> dict:
     return {"test_error": e, "test_error_softmax": e}
 
 
-class BackpropTask:
+class BackpropTask(LabelledTask):
     """Train an :class:`~ff_numpy.backprop.MLP` on labelled images (a :class:`train.Task`).
 
     Parameters
     ----------
     model : MLP
-    x_train, y_train : ndarray, shapes (N, n_in) and (N,)
-    x_val, y_val : ndarray
-        Validation data for the per-epoch error (may be empty).
-    x_test, y_test : ndarray
-        Test data for the final error.
+    x_train, y_train, x_val, y_val, x_test, y_test : ndarray
+        The data splits, as for :class:`~ff_numpy.experiments.common.LabelledTask`.
     opt : Optimizer
     track_test : bool
         Also record the test error after every epoch (learning curves only).
     """
 
+    test_errors = staticmethod(test_errors)
+
     def __init__(
         self, model, x_train, y_train, x_val, y_val, x_test, y_test, opt, track_test=False
     ):
-        self.model = model
-        self.x_train, self.y_train = x_train, y_train
-        self.x_val, self.y_val = x_val, y_val
-        self.x_test, self.y_test = x_test, y_test
+        super().__init__(model, x_train, y_train, x_val, y_val, x_test, y_test, track_test)
         self.opt = opt
-        self.track_test = bool(track_test)
-        self.n_train = len(x_train)
 
     def train_batch(self, idx, rng, lr_scale):
         # rng is unused: no dropout, no negatives; the batch order comes from train.fit
         return self.model.train_step(self.x_train[idx], self.y_train[idx], self.opt, lr_scale, rng)
 
     def evaluate(self, epoch, n_epochs):
-        splits = [("val", self.x_val, self.y_val)]
-        if self.track_test:  # for learning curves of test error; never for model choice
-            splits.append(("test", self.x_test, self.y_test))
         return {
-            f"{name}_error": error_rate(self.model.predict(x), y) for name, x, y in splits if len(y)
+            f"{name}_error": error_rate(self.model.predict(x), y)
+            for name, x, y in self.eval_splits()
         }
-
-    def final_metrics(self):
-        return test_errors(self.model, self.x_test, self.y_test)
-
-    def state(self):
-        arrays = dict(self.model.state())
-        arrays.update({f"opt/{k}": v for k, v in self.opt.state().items()})
-        return arrays
-
-    def load_state(self, arrays):
-        self.model.load_state(arrays)
-        self.opt.load_state({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
 
 
 def make_optimizer(args):
@@ -128,41 +112,19 @@ def resolved_lr(args) -> float:
     return float(DEFAULT_LR.get(args.optimizer, np.nan) if args.lr is None else args.lr)
 
 
-def check_args(args) -> None:
-    """Raise ``ValueError`` naming the first bad option (before any data is loaded)."""
-    if not args.hidden or min(args.hidden) < 1:
-        raise ValueError(f"--hidden needs positive layer sizes, got {args.hidden}")
-    if args.optimizer not in DEFAULT_LR:
-        raise ValueError(f"--optimizer must be 'sgd' or 'adam', got {args.optimizer!r}")
-    for opt, value, ok, need in (
-        ("--epochs", args.epochs, args.epochs >= 1, ">= 1"),
-        ("--batch-size", args.batch_size, args.batch_size >= 1, ">= 1"),
-        ("--train-size", args.train_size, args.train_size >= 1, ">= 1"),
-        ("--lr", resolved_lr(args), resolved_lr(args) > 0, "> 0"),
-        ("--momentum", args.momentum, 0 <= args.momentum < 1, "in [0, 1)"),
-        ("--weight-decay", args.weight_decay, args.weight_decay >= 0, ">= 0"),
-    ):
-        if not ok:
-            raise ValueError(f"{opt} must be {need}, got {value}")
-
-
 @register
-class Backprop:
+class Backprop(Experiment):
     name = "backprop"
     help = "backpropagation baseline: ReLU MLP, softmax cross-entropy (paper Sec. 3.1)"
+    config_keys = (
+        *("hidden", "epochs", "batch_size", "optimizer", "momentum", "weight_decay"),
+        *("train_size", "track_test", "seed", *BOX_KEYS, "box_grad"),
+    )
+    test_errors = staticmethod(test_errors)
 
     @staticmethod
     def add_arguments(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--hidden",
-            type=int,
-            nargs="+",
-            default=[2000, 2000, 2000, 2000],
-            metavar="N",
-            help="hidden layer sizes (default: 2000 2000 2000 2000, the FF net)",
-        )
-        p.add_argument("--epochs", type=int, default=20, help="epochs (default: 20)")
-        p.add_argument("--batch-size", type=int, default=100, help="batch size (default: 100)")
+        add_run_shape_arguments(p, hidden=[2000, 2000, 2000, 2000], epochs=20, track_test=True)
         p.add_argument(
             "--optimizer",
             choices=["sgd", "adam"],
@@ -187,17 +149,6 @@ class Backprop:
             default=0.0,
             help="L2 weight decay of the weights, not the biases (default: 0)",
         )
-        p.add_argument(
-            "--train-size",
-            type=int,
-            default=50_000,
-            help="use the first N of the 50,000 training images",
-        )
-        p.add_argument(
-            "--track-test",
-            action="store_true",
-            help="also record test errors in the history (learning curves; not for tuning)",
-        )
         add_box_arguments(p)
         p.add_argument(
             "--box-grad",
@@ -206,15 +157,24 @@ class Backprop:
             help="at the black box, pass the gradient straight through (a guess) or stop "
             "it (only the layers after the box learn)",
         )
-        p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
     @staticmethod
-    def build(args, data):
-        """The model, optimiser and task for ``args``."""
-        check_args(args)
-        n = args.train_size
-        if n > len(data.train.x):
-            raise ValueError(f"--train-size must lie in 1..{len(data.train.x)}, got {n}")
+    def check_args(args) -> None:
+        """Raise ``ValueError`` naming the first bad option (before any data is loaded)."""
+        check_run_shape(args)
+        if args.optimizer not in DEFAULT_LR:
+            raise ValueError(f"--optimizer must be 'sgd' or 'adam', got {args.optimizer!r}")
+        check_ranges(
+            ("--lr", resolved_lr(args), resolved_lr(args) > 0, "> 0"),
+            ("--momentum", args.momentum, 0 <= args.momentum < 1, "in [0, 1)"),
+            ("--weight-decay", args.weight_decay, args.weight_decay >= 0, ">= 0"),
+        )
+
+    @classmethod
+    def build(cls, args, data):
+        """The model and task for ``args`` on ``data`` (an :class:`ff_numpy.data.MNIST`)."""
+        cls.check_args(args)
+        data_splits = splits(data, args.train_size)
         rng = np.random.default_rng([args.seed, 1])  # initial weights; training draws use seed
         box_after, box = make_box(args, args.hidden)
         model = MLP(
@@ -226,65 +186,13 @@ class Backprop:
             box_after=box_after,
             box_grad=args.box_grad,
         )
-        task = BackpropTask(
-            model,
-            data.train.x[:n],
-            data.train.y[:n],
-            data.validation.x,
-            data.validation.y,
-            data.test.x,
-            data.test.y,
-            make_optimizer(args),
-            args.track_test,
-        )
+        task = BackpropTask(model, *data_splits, make_optimizer(args), args.track_test)
         return model, task
 
-    @classmethod
-    def config(cls, args) -> dict:
-        keys = [
-            "hidden",
-            "epochs",
-            "batch_size",
-            "optimizer",
-            "momentum",
-            "weight_decay",
-            "train_size",
-            "track_test",
-            "seed",
-            *BOX_KEYS,
-            "box_grad",
-        ]
-        cfg = {"experiment": cls.name, **{k: getattr(args, k) for k in keys}}
-        cfg["lr"] = resolved_lr(args)
-        return cfg
-
-    @classmethod
-    def run(cls, args) -> dict:
-        from ff_numpy.plots import plot_learning_curve
-
-        if not args.out:
-            raise ValueError("the backprop experiment needs an output folder (--out DIR)")
-        check_args(args)
-        data = load_mnist(args.data_dir, progress=args.progress)
-        model, task = cls.build(args, data)
-        config = cls.config(args)
-        config["model"] = model.config()
-        metrics = train.fit(
-            task,
-            args.out,
-            config=config,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            resume=args.resume,
-            progress=args.progress,
-            config_defaults=cls.config(experiments.default_args(cls.name)),
-        )
-        plot_learning_curve(metrics, f"{args.out}/learning_curve.png")
-        return metrics
+    @staticmethod
+    def resolved_options(args) -> dict:
+        return {"lr": resolved_lr(args)}
 
     @staticmethod
-    def evaluate(model_path, args) -> dict:
-        model = MLP.load(model_path)
-        data = load_mnist(args.data_dir, progress=args.progress)
-        return test_errors(model, data.test.x, data.test.y)
+    def load_model(path):
+        return MLP.load(path)

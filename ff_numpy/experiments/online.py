@@ -104,17 +104,25 @@ import math
 from pathlib import Path
 
 import numpy as np
-from scipy.linalg import blas as _scipy_blas
 
-from ff_numpy import blas, experiments, fast, train
+from ff_numpy import blas, fast, train
 from ff_numpy import goodness as gd
-from ff_numpy.data import load_mnist
 from ff_numpy.experiments import register
-from ff_numpy.experiments.supervised import error_rate, test_errors
+from ff_numpy.experiments.common import (
+    Experiment,
+    LabelledTask,
+    add_ff_arguments,
+    add_run_shape_arguments,
+    check_ranges,
+    check_run_shape,
+    ff_errors,
+    make_ff_optimizers,
+    make_ffnet,
+    splits,
+)
 from ff_numpy.model import NEGATIVES, FFNet
 from ff_numpy.negatives import hard_wrong_labels, random_wrong_labels
-from ff_numpy.norm import SCALES, normalize
-from ff_numpy.optim import make_optimizer
+from ff_numpy.norm import normalize
 
 METHODS = ("oneshot", "minibatch")
 JUMP_IF = ("always", "short", "wrong")
@@ -179,38 +187,6 @@ def damped_multiplier(S_L: float, S_star: float, damping: float) -> float:
     return 1.0 + damping * (math.sqrt(S_star / S_L) - 1.0)
 
 
-_GER: dict = {}  # BLAS ger by dtype
-
-
-def _rank1_update(W: np.ndarray, u: np.ndarray, v: np.ndarray, alpha: float) -> None:
-    """``W += alpha * outer(u, v)`` in place, by BLAS ``ger`` (SciPy's, the loop's BLAS).
-
-    ``W`` is C-ordered (n_in, n_out), so ``W.T`` is the Fortran-ordered (n_out, n_in)
-    matrix ``A`` and the update is ``A += alpha * v u^T``: no temporary of W's size.
-    """
-    ger = _GER.get(W.dtype) or _GER.setdefault(
-        W.dtype, _scipy_blas.get_blas_funcs("ger", dtype=W.dtype)
-    )
-    ger(alpha, v, u, a=W.T, overwrite_a=1)  # (n_out,) x (n_in,) -> (n_out, n_in) = W^T
-
-
-def labelled_inputs(model: FFNet, x: np.ndarray, labels) -> np.ndarray:
-    """Images with ``labels`` written in, length-normalised: the first layer's input.
-
-    Parameters
-    ----------
-    model : FFNet
-    x : ndarray, shape (B, n_in)
-    labels : ndarray of int, shape (B,), or None for the neutral label
-
-    Returns
-    -------
-    u : ndarray, shape (B, n_in), ``model.dtype``
-    """
-    u = model.label_code.embed(np.asarray(x, dtype=model.dtype), labels)  # a copy
-    return normalize(u, model.norm, out=u)
-
-
 def one_shot_jump(
     model: FFNet,
     u: np.ndarray,
@@ -247,7 +223,8 @@ def one_shot_jump(
     model : FFNet
         Squared goodness, exact normalisation; its layers are updated in place.
     u : ndarray, shape (n_in,)
-        The image with its label written in, normalised (a row of :func:`labelled_inputs`).
+        The image with its label written in, normalised (a row of
+        :meth:`ff_numpy.model.FFNet.labelled_input`).
     is_positive : bool
         True for the true label (positive data), False for a wrong one.
     targets : list of float
@@ -297,7 +274,7 @@ def one_shot_jump(
             k = damped_multiplier(S_L, S_star, damping)  # a_j -> k a_j, k > 0
             # Eq. 4 (Sec. 7): c = (sqrt(S_d / S_L) - 1) / |u_aug|^2 with S_d = S_L k^2
             c = float(fast.one_shot_coefficient(u, S_L, S_L * k * k))
-            _rank1_update(layer.W, u, y, c)  # Eq. 4: Delta w_j = c y_j u
+            blas.ger(u, y, layer.W, c)  # Eq. 4: Delta w_j = c y_j u, in place
             layer.b += c * y  # Eq. 4: Delta b_j = c y_j (a weight on the constant 1)
         loss = float(gd.layer_loss(np.array([S_L]), theta, np.array([s]))[0])  # Eq. 1
         info.append({"S": S_L, "loss": loss, "jumped": bool(wanted), "dead": dead})
@@ -306,7 +283,7 @@ def one_shot_jump(
 
 
 # ----------------------------------------------------------------------------- the task
-class OnlineTask:
+class OnlineTask(LabelledTask):
     """One pass of a fixed stream, chunk by chunk (a :class:`ff_numpy.train.Task`).
 
     ``train.fit`` treats each chunk as an epoch of ``n_train = chunk`` examples; the
@@ -315,9 +292,9 @@ class OnlineTask:
     Parameters
     ----------
     model : FFNet
-    x_train, y_train : ndarray, shapes (N, n_in) and (N,)
-    x_val, y_val, x_test, y_test : ndarray
-        Evaluation data (validation may be empty).
+    x_train, y_train, x_val, y_val, x_test, y_test : ndarray
+        The data splits, as for :class:`~ff_numpy.experiments.common.LabelledTask`; the
+        validation and test sets are both evaluated after every chunk.
     readout_opt : Optimizer
         Optimiser of the softmax readout (both methods).
     opt : Optimizer or None
@@ -335,6 +312,8 @@ class OnlineTask:
     eval_size : int
         Images of the validation and test sets for the per-chunk goodness errors.
     """
+
+    optimizers = ("opt", "readout_opt")  # checkpointed; opt is None for oneshot
 
     def __init__(
         self,
@@ -362,10 +341,7 @@ class OnlineTask:
             raise ValueError("the minibatch method needs an optimiser for the hidden layers")
         if not 1 <= chunk <= len(x_train):
             raise ValueError(f"--chunk must lie in 1..{len(x_train)} (the stream), got {chunk}")
-        self.model = model
-        self.x_train, self.y_train = x_train, y_train
-        self.x_val, self.y_val = x_val, y_val
-        self.x_test, self.y_test = x_test, y_test
+        super().__init__(model, x_train, y_train, x_val, y_val, x_test, y_test, track_test=True)
         self.opt, self.readout_opt = opt, readout_opt
         self.method, self.negatives, self.jump_if = method, negatives, jump_if
         self.margin, self.damping = float(margin), float(damping)
@@ -423,8 +399,8 @@ class OnlineTask:
         else:
             wrong = random_wrong_labels(labels, model.n_classes, self.neg_rng)
         # 3. Batch size 1: for each example a positive jump, then a negative one.
-        U_pos = labelled_inputs(model, x, labels)  # (B, n_in), label written, normalised
-        U_neg = labelled_inputs(model, x, wrong)
+        U_pos = model.labelled_input(x, labels)  # (B, n_in), label written, normalised
+        U_neg = model.labelled_input(x, wrong)
         loss = np.zeros(len(model.layers))
         for i in range(B):
             for u, positive in ((U_pos[i], True), (U_neg[i], False)):
@@ -444,38 +420,23 @@ class OnlineTask:
             raise RuntimeError(f"chunk {self.chunk_index} evaluated as epoch {epoch}")
         model = self.model
         out = {"examples_seen": self.examples_seen + self.chunk}  # this chunk included
-        for name, x, y in (("val", self.x_val, self.y_val), ("test", self.x_test, self.y_test)):
-            if not len(y):
-                continue
-            out[f"{name}_error_softmax"] = error_rate(model.predict_softmax(x), y)
-            if self.eval_size:
-                n = self.eval_size
-                out[f"{name}_error_goodness"] = error_rate(model.predict_goodness(x[:n]), y[:n])
+        for name, x, y in self.eval_splits():
+            out.update(ff_errors(model, name, x, y, self.eval_size))
         if self.method == "oneshot":
             out["jumps"] = {f"layer{l}": int(v) for l, v in enumerate(self.jumps)}
             out["dead_skips"] = {f"layer{l}": int(v) for l, v in enumerate(self.dead_skips)}
         self._start_chunk(self.chunk_index + 1)
         return out
 
-    def final_metrics(self):
-        return test_errors(self.model, self.x_test, self.y_test)
-
     # ------------------------------------------------------------------ checkpoint
     def state(self):
-        arrays = dict(self.model.state())
-        if self.opt is not None:
-            arrays.update({f"opt/{k}": v for k, v in self.opt.state().items()})
-        arrays.update({f"readout_opt/{k}": v for k, v in self.readout_opt.state().items()})
+        arrays = super().state()  # the model, opt (minibatch only) and readout_opt
         arrays["online/stream"] = self.stream
         arrays["online/chunk_index"] = np.array([self.chunk_index], dtype=np.int64)
         return arrays
 
     def load_state(self, arrays):
-        self.model.load_state(arrays)
-        for prefix, opt in (("opt/", self.opt), ("readout_opt/", self.readout_opt)):
-            if opt is not None:
-                slots = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-                opt.load_state(slots)
+        super().load_state(arrays)
         if "online/stream" not in arrays or "online/chunk_index" not in arrays:
             raise ValueError("checkpoint has no online stream state (online/stream, chunk_index)")
         if not np.array_equal(arrays["online/stream"], self.stream):
@@ -521,42 +482,22 @@ def resolved_peer_strength(args) -> float:
     return float(args.peer_strength)
 
 
-def check_args(args, n_train_available: int | None = None) -> None:
-    """Raise ``ValueError`` naming the first bad option (before any data is loaded)."""
-    if not args.hidden or min(args.hidden) < 1:
-        raise ValueError(f"--hidden needs positive layer sizes, got {args.hidden}")
-    check_method_options(args.method, args.negatives, args.jump_if, args.margin, args.damping)
-    if args.method == "oneshot" and args.goodness != "ssq":
-        raise ValueError(f"--method oneshot needs --goodness ssq, got {args.goodness!r}")
-    peer = resolved_peer_strength(args)
-    if args.method == "oneshot" and peer:
-        raise ValueError(f"--method oneshot takes no --peer-strength (a plain step), got {peer}")
-    for opt, value, ok, need in (
-        ("--epochs", args.epochs, args.epochs >= 1, ">= 1"),
-        ("--chunk", args.chunk, args.chunk >= 1, ">= 1"),
-        ("--batch-size", args.batch_size, args.batch_size >= 1, ">= 1"),
-        ("--lr", args.lr, args.lr > 0, "> 0"),
-        ("--readout-lr", args.readout_lr, args.readout_lr > 0, "> 0"),
-        ("--momentum", args.momentum, 0 <= args.momentum < 1, "in [0, 1)"),
-        ("--weight-decay", args.weight_decay, args.weight_decay >= 0, ">= 0"),
-        ("--eval-size", args.eval_size, args.eval_size >= 0, ">= 0"),
-        ("--peer-strength", peer, peer >= 0, ">= 0"),
-        ("--train-size", args.train_size, args.train_size >= 1, ">= 1"),
-    ):
-        if not ok:
-            raise ValueError(f"{opt} must be {need}, got {value}")
-    if args.theta is not None and not args.theta > 0:
-        raise ValueError(f"--theta must be > 0, got {args.theta}")
-    if n_train_available is not None and args.train_size > n_train_available:
-        raise ValueError(f"--train-size must lie in 1..{n_train_available}, got {args.train_size}")
-    if args.chunk > args.train_size:
-        raise ValueError(f"--chunk ({args.chunk}) exceeds --train-size ({args.train_size})")
+def constant_rate(epoch: int, n_epochs: int) -> float:
+    """Learning-rate factor 1 for every chunk: online, every example alike."""
+    return 1.0
 
 
 @register
-class Online:
+class Online(Experiment):
     name = "online"
     help = "online FF: batch size 1 with one-shot Eq. 4 jumps vs mini-batches, one pass (Sec. 7)"
+    config_keys = (
+        *("method", "hidden", "chunk", "epochs", "batch_size", "margin", "damping"),
+        *("jump_if", "lr", "optimizer", "momentum", "weight_decay", "peer_strength"),
+        *("readout_lr", "readout_weight_decay", "negatives", "objective", "goodness"),
+        *("norm", "theta", "eval_size", "train_size", "seed"),
+    )
+    schedule = staticmethod(constant_rate)
 
     @staticmethod
     def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -567,31 +508,24 @@ class Online:
             help="oneshot: batch size 1, a damped Eq. 4 jump per example; minibatch: the "
             "ordinary FF step on --batch-size examples (default: oneshot)",
         )
-        p.add_argument(
-            "--hidden",
-            type=int,
-            nargs="+",
-            default=[500, 500],
-            metavar="N",
-            help="hidden layer sizes (default: 500 500)",
+        add_run_shape_arguments(
+            p,
+            hidden=[500, 500],
+            epochs=10,
+            helps={
+                "epochs": "number of chunks; 10 x 5000 is one pass over the 50,000 images "
+                "(default: 10)",
+                "batch_size": "minibatch: the FF batch; both methods: the readout's batch "
+                "(default: 100)",
+                "train_size": "stream over the first N of the 50,000 training images "
+                "(default: 50000)",
+            },
         )
         p.add_argument(
             "--chunk",
             type=int,
             default=5000,
             help="examples between evaluations, one checkpoint each (default: 5000)",
-        )
-        p.add_argument(
-            "--epochs",
-            type=int,
-            default=10,
-            help="number of chunks; 10 x 5000 is one pass over the 50,000 images (default: 10)",
-        )
-        p.add_argument(
-            "--batch-size",
-            type=int,
-            default=100,
-            help="minibatch: the FF batch; both methods: the readout's batch (default: 100)",
         )
         p.add_argument(
             "--margin",
@@ -614,79 +548,21 @@ class Online:
             help="oneshot: jump always, only when the goodness is short of its target, or "
             "only when it is on the wrong side of theta (default: always)",
         )
-        p.add_argument(
-            "--lr",
-            type=float,
-            default=0.01,
-            help="minibatch: learning rate of the hidden layers (default: 0.01)",
-        )
-        p.add_argument(
-            "--optimizer",
-            choices=["sgd", "adam"],
-            default="sgd",
-            help="minibatch: optimiser of the hidden layers (the readout always uses sgd; "
-            "default: sgd)",
-        )
-        p.add_argument(
-            "--momentum",
-            type=float,
-            default=0.9,
-            help="minibatch and readout: SGD momentum = dampening (default: 0.9)",
-        )
-        p.add_argument(
-            "--weight-decay",
-            type=float,
-            default=0.001,
-            help="minibatch: weight decay of the hidden weights (default: 0.001)",
-        )
-        p.add_argument(
-            "--peer-strength",
-            type=float,
-            default=None,
-            help="minibatch: peer normalisation strength (default: 0.03 for minibatch; "
-            "oneshot takes none)",
-        )
-        p.add_argument(
-            "--readout-lr",
-            type=float,
-            default=0.1,
-            help="learning rate of the softmax readout (default: 0.1)",
-        )
-        p.add_argument(
-            "--readout-weight-decay",
-            type=float,
-            default=0.003,
-            help="weight decay of the readout (default: 0.003)",
-        )
-        p.add_argument(
-            "--negatives",
-            choices=NEGATIVES,
-            default="random",
-            help="wrong labels: random (uniform) or hard (from the softmax; default: random)",
-        )
-        p.add_argument(
-            "--objective",
-            choices=["max", "min"],
-            default="max",
-            help="max: positive data has high goodness; min: low (default: max)",
-        )
-        p.add_argument(
-            "--goodness",
-            choices=["ssq", "sum"],
-            default="ssq",
-            help="ssq (needed by oneshot) or sum (minibatch only; default: ssq)",
-        )
-        p.add_argument(
-            "--norm",
-            choices=list(SCALES),
-            default="rms",
-            help="length normalisation between layers (default: rms)",
-        )
-        p.add_argument(
-            "--theta",
-            type=float,
-            default=None,
-            help="goodness threshold (default: number of units of each layer)",
+        add_ff_arguments(
+            p,
+            lr=0.01,
+            peer_strength=None,
+            norm="rms",
+            helps={
+                "lr": "minibatch: learning rate of the hidden layers (default: 0.01)",
+                "optimizer": "minibatch: optimiser of the hidden layers (the readout always "
+                "uses sgd; default: sgd)",
+                "momentum": "minibatch and readout: SGD momentum = dampening (default: 0.9)",
+                "weight_decay": "minibatch: weight decay of the hidden weights (default: 0.001)",
+                "peer_strength": "minibatch: peer normalisation strength (default: 0.03 for "
+                "minibatch; oneshot takes none)",
+                "goodness": "ssq (needed by oneshot) or sum (minibatch only; default: ssq)",
+            },
         )
         p.add_argument(
             "--eval-size",
@@ -695,46 +571,45 @@ class Online:
             help="validation and test images for the per-chunk goodness errors, 0 for none "
             "(default: 2000; the final test errors use all 10,000)",
         )
-        p.add_argument(
-            "--train-size",
-            type=int,
-            default=50_000,
-            help="stream over the first N of the 50,000 training images (default: 50000)",
-        )
-        p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
     @staticmethod
-    def build(args, data):
+    def check_args(args) -> None:
+        """Raise ``ValueError`` naming the first bad option (before any data is loaded)."""
+        check_run_shape(args)
+        check_method_options(args.method, args.negatives, args.jump_if, args.margin, args.damping)
+        if args.method == "oneshot" and args.goodness != "ssq":
+            raise ValueError(f"--method oneshot needs --goodness ssq, got {args.goodness!r}")
+        peer = resolved_peer_strength(args)
+        if args.method == "oneshot" and peer:
+            raise ValueError(
+                f"--method oneshot takes no --peer-strength (a plain step), got {peer}"
+            )
+        check_ranges(
+            ("--chunk", args.chunk, args.chunk >= 1, ">= 1"),
+            ("--lr", args.lr, args.lr > 0, "> 0"),
+            ("--readout-lr", args.readout_lr, args.readout_lr > 0, "> 0"),
+            ("--momentum", args.momentum, 0 <= args.momentum < 1, "in [0, 1)"),
+            ("--weight-decay", args.weight_decay, args.weight_decay >= 0, ">= 0"),
+            ("--eval-size", args.eval_size, args.eval_size >= 0, ">= 0"),
+            ("--peer-strength", peer, peer >= 0, ">= 0"),
+        )
+        if args.theta is not None and not args.theta > 0:
+            raise ValueError(f"--theta must be > 0, got {args.theta}")
+        if args.chunk > args.train_size:
+            raise ValueError(f"--chunk ({args.chunk}) exceeds --train-size ({args.train_size})")
+
+    @classmethod
+    def build(cls, args, data):
         """The model and task for ``args`` on ``data`` (an :class:`ff_numpy.data.MNIST`)."""
-        check_args(args, len(data.train.x))
-        rng = np.random.default_rng([args.seed, 1])  # initial weights
-        model = FFNet(
-            data.train.x.shape[1],
-            args.hidden,
-            rng,
-            objective=args.objective,
-            goodness=args.goodness,
-            theta=args.theta,
-            norm=args.norm,
-            peer_strength=resolved_peer_strength(args),
-        )
-        readout_opt = make_optimizer(
-            "sgd", args.readout_lr, args.readout_weight_decay, args.momentum
-        )
-        opt = None
-        if args.method == "minibatch":
-            opt = make_optimizer(args.optimizer, args.lr, args.weight_decay, args.momentum)
-        n = args.train_size
+        cls.check_args(args)
+        data_splits = splits(data, args.train_size)
+        model = make_ffnet(args, data.train.x.shape[1], peer_strength=resolved_peer_strength(args))
+        opt, readout_opt = make_ff_optimizers(args, readout_optimizer="sgd")
         task = OnlineTask(
             model,
-            data.train.x[:n],
-            data.train.y[:n],
-            data.validation.x,
-            data.validation.y,
-            data.test.x,
-            data.test.y,
+            *data_splits,
             readout_opt,
-            opt,
+            opt if args.method == "minibatch" else None,
             method=args.method,
             chunk=args.chunk,
             seed=args.seed,
@@ -746,71 +621,13 @@ class Online:
         )
         return model, task
 
-    @classmethod
-    def config(cls, args) -> dict:
-        keys = [
-            "method",
-            "hidden",
-            "chunk",
-            "epochs",
-            "batch_size",
-            "margin",
-            "damping",
-            "jump_if",
-            "lr",
-            "optimizer",
-            "momentum",
-            "weight_decay",
-            "peer_strength",
-            "readout_lr",
-            "readout_weight_decay",
-            "negatives",
-            "objective",
-            "goodness",
-            "norm",
-            "theta",
-            "eval_size",
-            "train_size",
-            "seed",
-        ]
-        config = {"experiment": cls.name, **{k: getattr(args, k) for k in keys}}
-        config["peer_strength"] = resolved_peer_strength(args)  # resolved default
-        return config
-
-    @classmethod
-    def run(cls, args) -> dict:
-        if not args.out:
-            raise ValueError("the online experiment needs an output folder (--out DIR)")
-        check_args(args)
-        data = load_mnist(args.data_dir, progress=args.progress)
-        return cls.run_on(args, data)
-
-    @classmethod
-    def run_on(cls, args, data) -> dict:
-        """:meth:`run` on given data (any :class:`ff_numpy.data.MNIST`-like splits)."""
-        model, task = cls.build(args, data)
-        config = cls.config(args)
-        config["model"] = model.config()
-        metrics = train.fit(
-            task,
-            args.out,
-            config=config,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            resume=args.resume,
-            progress=args.progress,
-            schedule=lambda epoch, epochs: 1.0,  # online: no schedule, every example alike
-            config_defaults=cls.config(experiments.default_args(cls.name)),
-        )
-        plot_online_curve(metrics, Path(args.out) / CURVE_FILE)
-        return metrics
+    @staticmethod
+    def resolved_options(args) -> dict:
+        return {"peer_strength": resolved_peer_strength(args)}
 
     @staticmethod
-    def evaluate(model_path, args) -> dict:
-        model = FFNet.load(model_path)
-        data = load_mnist(args.data_dir, progress=args.progress)
-        return test_errors(model, data.test.x, data.test.y)
+    def figures(metrics: dict, out_dir) -> None:
+        plot_online_curve(metrics, Path(out_dir) / CURVE_FILE)
 
 
 # ----------------------------------------------------------------------------- figures

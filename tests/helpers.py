@@ -1,0 +1,87 @@
+"""Helpers shared by the end-to-end tests: the MNIST skip marker, runs, tutorials."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from ff_numpy import cli
+from ff_numpy.data import find_data_dir
+
+TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+QUICK_BUDGET = 40.0  # seconds a tutorial's quick run may take on 2 cores
+SLACK = 20.0  # CI machines may be loaded
+WALL_CLOCK = {"seconds", "train_seconds", "total_train_seconds", "total_seconds", "peak_rss_mb"}
+
+needs_mnist = pytest.mark.skipif(
+    find_data_dir() is None,
+    reason="MNIST not found: set FF_NUMPY_DATA to a folder holding the four IDX files "
+    "(e.g. export FF_NUMPY_DATA=../shared/data)",
+)
+
+
+def numbers(metrics: dict) -> tuple[list[dict], dict]:
+    """Everything in metrics.json that a rerun must reproduce: the history without its
+    wall-clock times (:data:`WALL_CLOCK`), and the final ``test_*`` errors."""
+    hist = [{k: v for k, v in r.items() if k not in WALL_CLOCK} for r in metrics["history"]]
+    return hist, {k: v for k, v in metrics.items() if k.startswith("test_")}
+
+
+def train_args(experiment: str, out, *options: str):
+    """Parse ``ff-numpy train EXPERIMENT *options --no-progress --out OUT`` exactly as the
+    command line does."""
+    argv = ["train", experiment, *options, "--no-progress", "--out", str(out)]
+    return cli.build_parser().parse_args(argv)
+
+
+@contextlib.contextmanager
+def interrupted_after(task_class: type, n_batches: int):
+    """Inside the block, ``task_class.train_batch`` raises ``KeyboardInterrupt`` (as Ctrl-C
+    would) on its call ``n_batches + 1``; the block must end by that interrupt."""
+    original = task_class.train_batch
+    calls = 0
+
+    def train_batch(self, idx, rng, lr_scale):
+        nonlocal calls
+        calls += 1
+        if calls > n_batches:
+            raise KeyboardInterrupt
+        return original(self, idx, rng, lr_scale)
+
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(KeyboardInterrupt):
+        mp.setattr(task_class, "train_batch", train_batch)
+        yield
+
+
+def load_tutorial(stem: str):
+    """Import ``tutorials/<stem>.py`` as a module (its ``main`` is not run)."""
+    path = TUTORIALS / f"{stem}.py"
+    spec = importlib.util.spec_from_file_location(f"tutorial_{stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_png(path: Path) -> None:
+    """``path`` is a PNG file of more than 1000 bytes."""
+    path = Path(path)
+    assert path.is_file(), f"{path} was not written"
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE), f"{path} is not a PNG file"
+    assert len(data) > 1000, f"{path} is only {len(data)} bytes"
+
+
+def assert_quick_run(run: tuple, stem: str, figures: list[str]) -> None:
+    """A tutorial's quick run (from the ``quick_run`` fixture) wrote exactly ``figures``
+    and finished within the time budget."""
+    result, seconds, out = run
+    for name in figures:
+        assert_png(out / name)
+    assert sorted(Path(f).name for f in result["figures"]) == sorted(figures)
+    assert seconds < QUICK_BUDGET + SLACK, (
+        f"{stem} --quick took {seconds:.1f} s, budget {QUICK_BUDGET:.0f} s (+{SLACK:.0f} s slack)"
+    )
