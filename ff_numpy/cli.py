@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from ff_numpy import __version__, experiments
 
@@ -36,8 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("model", help="path to model.npz")
     experiments.add_run_arguments(ev, train=False)
 
-    pl = sub.add_parser("plot", help="redraw a run's learning curve from its metrics.json")
-    pl.add_argument("run_dir", help="folder holding metrics.json")
+    pl = sub.add_parser(
+        "plot",
+        help="redraw a run's figure from its metrics.json, or overlay several runs",
+    )
+    pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders holding metrics.json")
+    pl.add_argument("--out", default=None, help="PNG to write (needed with several runs)")
+    pl.add_argument(
+        "--split",
+        choices=["test", "val"],
+        default="test",
+        help="with several runs: which per-epoch errors to overlay",
+    )
     return parser
 
 
@@ -60,12 +69,18 @@ def main(argv=None) -> int:
                 raise ValueError(f"{args.model} does not say which experiment wrote it")
             print(json.dumps(experiments.get(name).evaluate(args.model, args), indent=2))
         elif args.command == "plot":
-            from ff_numpy.plots import plot_learning_curve
+            from ff_numpy import plots
 
-            run = Path(args.run_dir)
-            if not (run / "metrics.json").is_file():
-                raise ValueError(f"{run} has no metrics.json")
-            print(plot_learning_curve(run / "metrics.json", run / "learning_curve.png"))
+            runs = args.run_dirs
+            if len(runs) == 1:
+                print(plots.plot_run(runs[0], args.out))
+            elif args.out is None:
+                raise ValueError("plotting several runs needs --out PNG")
+            else:
+                metrics = [plots.load_metrics(r) for r in runs]
+                online = all(m["config"].get("experiment") == "online" for m in metrics)
+                draw = plots.plot_online_comparison if online else plots.plot_comparison
+                print(draw(metrics, args.out, args.split))
     except (ValueError, TypeError, OSError) as err:
         print(f"ff-numpy: error: {err}", file=sys.stderr)
         return 2

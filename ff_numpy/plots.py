@@ -23,6 +23,178 @@ def _save(fig, path) -> Path:
     return path
 
 
+METRICS_FILE = "metrics.json"
+
+
+def load_metrics(run) -> dict:
+    """The contents of a run's ``metrics.json`` (given the dict, the file or its folder)."""
+    if isinstance(run, dict):
+        return run
+    path = Path(run)
+    if path.is_dir():
+        path = path / METRICS_FILE
+    if not path.is_file():
+        raise ValueError(f"{run} has no {METRICS_FILE}")
+    return json.loads(path.read_text())
+
+
+def run_label(metrics: dict) -> str:
+    """A short legend label for a run, from its configuration."""
+    cfg = metrics.get("config", {})
+    seed = f", seed {cfg['seed']}" if cfg.get("seed") else ""
+    if cfg.get("method") == "oneshot":
+        d, m, rule = cfg.get("damping"), cfg.get("margin"), cfg.get("jump_if")
+        return f"oneshot (d={d}, m={m}, jump-if {rule}{seed})"
+    if cfg.get("method") == "minibatch":
+        return f"minibatch (B={cfg.get('batch_size')}, lr={cfg.get('lr')}{seed})"
+    hidden = "x".join(str(h) for h in cfg.get("hidden", []))
+    parts = [str(cfg.get("experiment", "run")), hidden]
+    parts += [f"{k} {cfg[k]}" for k in ("negatives", "objective", "goodness") if k in cfg]
+    if cfg.get("black_box") is not None:
+        parts.append(f"box after {cfg['black_box']}")
+    return " ".join(p for p in parts if p) + seed
+
+
+def _error_axes(ax, title: str) -> None:
+    ax.set_xlabel("examples seen")
+    ax.set_ylabel("error (%)")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+
+
+def plot_online_curve(metrics, path) -> Path:
+    """Validation and test errors (%) against examples seen, for one run.
+
+    Parameters
+    ----------
+    metrics : dict, or path of ``metrics.json`` or of its folder
+    path : str or Path
+        Where to write the PNG.
+
+    Returns
+    -------
+    path : Path
+    """
+    metrics = load_metrics(metrics)
+    hist = metrics["history"]
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
+    for key, style in (
+        ("test_error_softmax", "o-"),
+        ("test_error_goodness", "s-"),
+        ("val_error_softmax", "o:"),
+        ("val_error_goodness", "s:"),
+    ):
+        pts = [(r["examples_seen"], 100 * r[key]) for r in hist if key in r]
+        if pts:
+            n, e = zip(*pts)
+            label = key.replace("_error_", ", ").replace("val", "validation")
+            if key.endswith("goodness"):
+                label += f" (first {metrics['config'].get('eval_size')})"
+            ax.plot(n, e, style, ms=3, label=label)
+    for key in ("test_error_goodness", "test_error_softmax"):
+        if key in metrics and hist:
+            kind = key.rsplit("_", 1)[1]
+            ax.annotate(
+                f"final test, {kind}: {100 * metrics[key]:.2f}%",
+                (hist[-1]["examples_seen"], 100 * metrics[key]),
+                fontsize=8,
+                ha="right",
+                va="bottom",
+            )
+    _error_axes(ax, run_label(metrics) + f"  hidden={metrics['config'].get('hidden')}")
+    return _save(fig, path)
+
+
+def plot_online_comparison(runs, path, split: str = "test") -> Path:
+    """Overlay several runs' errors against examples seen (e.g. oneshot vs minibatch).
+
+    Parameters
+    ----------
+    runs : sequence of (dict, or path of ``metrics.json`` or of its folder)
+    path : str or Path
+        Where to write the PNG.
+    split : {"test", "val"}
+        Which per-chunk errors to draw: softmax (solid) and goodness (dashed), one
+        colour per run.
+
+    Returns
+    -------
+    path : Path
+    """
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+    runs = [load_metrics(r) for r in runs]
+    if not runs:
+        raise ValueError("plot_online_comparison needs at least one run")
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    for i, metrics in enumerate(runs):
+        color = f"C{i}"
+        label = run_label(metrics)
+        for kind, style in (("softmax", "o-"), ("goodness", "s--")):
+            key = f"{split}_error_{kind}"
+            pts = [(r["examples_seen"], 100 * r[key]) for r in metrics["history"] if key in r]
+            if pts:
+                n, e = zip(*pts)
+                ax.plot(n, e, style, color=color, ms=3, label=f"{label}, {kind}")
+    name = "test" if split == "test" else "validation"
+    _error_axes(ax, f"{name} error against examples seen (goodness on --eval-size images)")
+    return _save(fig, path)
+
+
+def plot_comparison(runs, path, split: str = "test") -> Path:
+    """Overlay several runs' per-epoch errors (e.g. hard vs random negatives, FF vs BP).
+
+    Parameters
+    ----------
+    runs : sequence of (dict, or path of ``metrics.json`` or of its folder)
+        Runs whose history has ``{split}_error_goodness`` / ``{split}_error_softmax``
+        (FF) or ``{split}_error`` (backprop) entries; test errors per epoch need
+        ``--track-test``.
+    path : str or Path
+    split : {"test", "val"}
+
+    Returns
+    -------
+    path : Path
+    """
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+    runs = [load_metrics(r) for r in runs]
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    drawn = 0
+    for i, metrics in enumerate(runs):
+        for suffix, style in (("_goodness", "s-"), ("_softmax", "o:"), ("", "o-")):
+            key = f"{split}_error{suffix}"
+            pts = [(r["epoch"], 100 * r[key]) for r in metrics["history"] if key in r]
+            if pts:
+                e, v = zip(*pts)
+                kind = suffix.lstrip("_") or "backprop"
+                ax.plot(e, v, style, color=f"C{i}", ms=3, label=f"{run_label(metrics)}, {kind}")
+                drawn += 1
+    if not drawn:
+        raise ValueError(f"none of the runs has per-epoch {split} errors (use --track-test)")
+    _error_axes(ax, f"{'test' if split == 'test' else 'validation'} error against epochs")
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return _save(fig, path)
+
+
+def plot_run(run, path=None) -> Path:
+    """The right figure for one run folder: examples seen for online runs, else epochs."""
+    metrics = load_metrics(run)
+    online = metrics.get("config", {}).get("experiment") == "online"
+    if path is None:
+        path = Path(run) / ("online_curve.png" if online else "learning_curve.png")
+    return (plot_online_curve if online else plot_learning_curve)(metrics, path)
+
+
 def plot_learning_curve(metrics, path) -> Path:
     """Validation errors and training losses against epochs.
 
@@ -33,8 +205,7 @@ def plot_learning_curve(metrics, path) -> Path:
     path : str or Path
         Where to write the PNG.
     """
-    if not isinstance(metrics, dict):
-        metrics = json.loads(Path(metrics).read_text())
+    metrics = load_metrics(metrics)
     hist = metrics["history"]
     fig = Figure(figsize=(11, 4))
     ax1, ax2 = fig.subplots(1, 2)

@@ -154,3 +154,24 @@ def test_default_args_and_model_loading_errors(tmp_path):
     with pytest.raises(ValueError, match="no FFNet configuration"):
         FFNet.load(tmp_path / "m.npz")
     assert cli.main(["train", "supervised"]) == 2  # no --out
+
+
+def test_plot_overlays_several_runs(tmp_path, capsys):
+    def run(folder, neg, errs):
+        hist = [
+            {"epoch": e + 1, "test_error_softmax": v, "test_error_goodness": v + 0.01}
+            for e, v in enumerate(errs)
+        ]
+        cfg = {"experiment": "supervised", "hidden": [10], "negatives": neg, "seed": 0}
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "metrics.json").write_text(
+            json.dumps({"config": cfg, "history": hist})
+        )
+        return str(tmp_path / folder)
+
+    a, b = run("hard", "hard", [0.1, 0.05]), run("random", "random", [0.2, 0.1])
+    out = tmp_path / "both.png"
+    assert cli.main(["plot", a, b, "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert cli.main(["plot", a, b]) == 2
+    assert "needs --out" in capsys.readouterr().err

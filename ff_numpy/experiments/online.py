@@ -99,13 +99,12 @@ should come from fresh seeds:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
-from ff_numpy import blas, fast, train
+from ff_numpy import blas, fast
 from ff_numpy import goodness as gd
 from ff_numpy.experiments import register
 from ff_numpy.experiments.common import (
@@ -123,6 +122,7 @@ from ff_numpy.experiments.common import (
 from ff_numpy.model import NEGATIVES, FFNet
 from ff_numpy.negatives import hard_wrong_labels, random_wrong_labels
 from ff_numpy.norm import normalize
+from ff_numpy.plots import plot_online_comparison, plot_online_curve
 
 METHODS = ("oneshot", "minibatch")
 JUMP_IF = ("always", "short", "wrong")
@@ -631,133 +631,6 @@ class Online(Experiment):
 
 
 # ----------------------------------------------------------------------------- figures
-def _load_metrics(run) -> dict:
-    if isinstance(run, dict):
-        return run
-    path = Path(run)
-    if path.is_dir():
-        path = path / train.METRICS_FILE
-    if not path.is_file():
-        raise ValueError(f"{run} has no {train.METRICS_FILE}")
-    return json.loads(path.read_text())
-
-
-def _run_label(metrics: dict) -> str:
-    cfg = metrics.get("config", {})
-    seed = f", seed {cfg['seed']}" if cfg.get("seed") else ""
-    if cfg.get("method") == "oneshot":
-        d, m, rule = cfg.get("damping"), cfg.get("margin"), cfg.get("jump_if")
-        return f"oneshot (d={d}, m={m}, jump-if {rule}{seed})"
-    if cfg.get("method") == "minibatch":
-        return f"minibatch (B={cfg.get('batch_size')}, lr={cfg.get('lr')}{seed})"
-    return str(cfg.get("experiment", "run"))
-
-
-def _error_axes(ax, title: str) -> None:
-    from matplotlib.ticker import FormatStrFormatter
-
-    ax.set_xlabel("examples seen")
-    ax.set_ylabel("error (%)")
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=10)
-
-
-def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    return path
-
-
-def plot_online_curve(metrics, path) -> Path:
-    """Validation and test errors (%) against examples seen, for one run.
-
-    Parameters
-    ----------
-    metrics : dict, or path of ``metrics.json`` or of its folder
-    path : str or Path
-        Where to write the PNG.
-
-    Returns
-    -------
-    path : Path
-    """
-    from matplotlib.figure import Figure
-
-    metrics = _load_metrics(metrics)
-    hist = metrics["history"]
-    fig = Figure(figsize=(6.5, 4.2))
-    ax = fig.subplots()
-    for key, style in (
-        ("test_error_softmax", "o-"),
-        ("test_error_goodness", "s-"),
-        ("val_error_softmax", "o:"),
-        ("val_error_goodness", "s:"),
-    ):
-        pts = [(r["examples_seen"], 100 * r[key]) for r in hist if key in r]
-        if pts:
-            n, e = zip(*pts)
-            label = key.replace("_error_", ", ").replace("val", "validation")
-            if key.endswith("goodness"):
-                label += f" (first {metrics['config'].get('eval_size')})"
-            ax.plot(n, e, style, ms=3, label=label)
-    for key in ("test_error_goodness", "test_error_softmax"):
-        if key in metrics and hist:
-            kind = key.rsplit("_", 1)[1]
-            ax.annotate(
-                f"final test, {kind}: {100 * metrics[key]:.2f}%",
-                (hist[-1]["examples_seen"], 100 * metrics[key]),
-                fontsize=8,
-                ha="right",
-                va="bottom",
-            )
-    _error_axes(ax, _run_label(metrics) + f"  hidden={metrics['config'].get('hidden')}")
-    return _save(fig, path)
-
-
-def plot_online_comparison(runs, path, split: str = "test") -> Path:
-    """Overlay several runs' errors against examples seen (e.g. oneshot vs minibatch).
-
-    Parameters
-    ----------
-    runs : sequence of (dict, or path of ``metrics.json`` or of its folder)
-    path : str or Path
-        Where to write the PNG.
-    split : {"test", "val"}
-        Which per-chunk errors to draw: softmax (solid) and goodness (dashed), one
-        colour per run.
-
-    Returns
-    -------
-    path : Path
-    """
-    from matplotlib.figure import Figure
-
-    if split not in ("test", "val"):
-        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
-    runs = [_load_metrics(r) for r in runs]
-    if not runs:
-        raise ValueError("plot_online_comparison needs at least one run")
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.subplots()
-    for i, metrics in enumerate(runs):
-        color = f"C{i}"
-        label = _run_label(metrics)
-        for kind, style in (("softmax", "o-"), ("goodness", "s--")):
-            key = f"{split}_error_{kind}"
-            pts = [(r["examples_seen"], 100 * r[key]) for r in metrics["history"] if key in r]
-            if pts:
-                n, e = zip(*pts)
-                ax.plot(n, e, style, color=color, ms=3, label=f"{label}, {kind}")
-    name = "test" if split == "test" else "validation"
-    _error_axes(ax, f"{name} error against examples seen (goodness on --eval-size images)")
-    return _save(fig, path)
-
-
 def main(argv=None) -> int:
     """``python -m ff_numpy.experiments.online RUN_DIR [RUN_DIR ...] --out PNG``."""
     p = argparse.ArgumentParser(
