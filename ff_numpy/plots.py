@@ -302,3 +302,32 @@ def plot_receptive_fields(
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.95, wspace=0.08, hspace=0.08)
     fig.suptitle(f"{title} (label pixels boxed, top left)", fontsize=10, y=0.99)
     return _save(fig, path)
+
+
+def plot_hybrid_gallery(x, hybrids, masks, partner, path, n: int = 6, image_shape=(28, 28)):
+    """Hybrid negatives as in the paper's Fig. 1: the two parents, the mask, the hybrid.
+
+    Parameters
+    ----------
+    x : ndarray, shape (B, H * W)
+        The real images.
+    hybrids, masks, partner
+        From :func:`ff_numpy.negatives.hybrid_images`.
+    path : str or Path
+    n : int
+        How many hybrids (rows).
+    """
+    n = min(n, len(x))
+    fig = Figure(figsize=(4 * 1.3, n * 1.3))
+    axes = fig.subplots(n, 4, squeeze=False)
+    titles = ("image a", "image b", "mask (white: a)", "hybrid")
+    for i in range(n):
+        panels = (x[i], x[partner[i]], masks[i].astype(float), hybrids[i])
+        for j, (ax, img) in enumerate(zip(axes[i], panels)):
+            ax.imshow(np.reshape(img, image_shape), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(titles[j], fontsize=9)
+    fig.suptitle("hybrid negative images (Sec. 3.2, Fig. 1)", fontsize=10)
+    return _save(fig, path)

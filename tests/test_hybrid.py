@@ -1,0 +1,52 @@
+"""Hybrid-image negatives (paper Sec. 3.2, Fig. 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import label
+
+from ff_numpy.negatives import hybrid_images, hybrid_masks
+
+
+def test_masks_are_binary_balanced_and_have_large_regions():
+    masks = hybrid_masks(100, np.random.default_rng(0))
+    assert masks.dtype == bool and masks.shape == (100, 28, 28)
+    assert 0.4 < masks.mean() < 0.6
+    runs = [28 * 28 / ((m[:, 1:] != m[:, :-1]).sum() + 28) for m in masks]
+    assert 5 < np.mean(runs) < 11  # a stroke to half a digit wide
+    sizes = np.concatenate(
+        [np.bincount(label(m == v)[0].ravel())[1:] for m in masks for v in (True, False)]
+    )
+    assert np.median(sizes) >= 20  # regions, not salt and pepper
+    noise = hybrid_masks(100, np.random.default_rng(0), n_blur=0)
+    assert np.mean([(m[:, 1:] != m[:, :-1]).mean() for m in noise]) > 0.4
+
+
+def test_hybrid_takes_each_pixel_from_one_of_two_different_parents():
+    rng = np.random.default_rng(1)
+    x = rng.random((50, 784))
+    h, masks, partner = hybrid_images(x, rng)
+    assert np.all(partner != np.arange(50))
+    np.testing.assert_array_equal(h[masks], x[masks])
+    np.testing.assert_array_equal(h[~masks], x[partner][~masks])
+    h2, _, _ = hybrid_images(x, np.random.default_rng(1))
+    h3, _, _ = hybrid_images(x, np.random.default_rng(1))
+    np.testing.assert_array_equal(h2, h3)  # seeded
+
+
+def test_hybrid_bad_input():
+    with pytest.raises(ValueError, match="at least 2 images"):
+        hybrid_images(np.zeros((1, 784)), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="at least 2 images"):
+        hybrid_images(np.zeros((4, 100)), np.random.default_rng(0))
+
+
+def test_gallery_figure(tmp_path):
+    from ff_numpy.plots import plot_hybrid_gallery
+
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 784))
+    h, m, p = hybrid_images(x, rng)
+    path = plot_hybrid_gallery(x, h, m, p, tmp_path / "g.png", n=3)
+    assert path.read_bytes()[:4] == b"\x89PNG"
