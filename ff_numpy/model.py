@@ -36,7 +36,12 @@ from ff_numpy import checkpoint
 from ff_numpy import goodness as gd
 from ff_numpy.blackbox import BlackBox
 from ff_numpy.layers import Dense
-from ff_numpy.negatives import LabelCode, hard_wrong_labels, random_wrong_labels
+from ff_numpy.negatives import (
+    LabelCode,
+    hard_wrong_labels,
+    hybrid_images,
+    random_wrong_labels,
+)
 from ff_numpy.norm import DEFAULT_SCALE, PeerNorm, check_scale, normalize
 from ff_numpy.readout import SoftmaxReadout
 from ff_numpy.validate import check_labels, check_matrix
@@ -59,6 +64,13 @@ class FFNet:
         Where the label is written; default the first ``n_classes`` inputs.
     n_classes : int
         Number of labels (used when ``label_code`` is not given).
+    supervised : bool
+        False for unsupervised FF (Sec. 3.2): no label is written into the input, the
+        negative data are hybrid images (:meth:`train_step_unsupervised`), and the
+        labels reach only the softmax readout.
+    image_shape : (int, int), optional
+        Shape of one input image, for the hybrids' masks; default (28, 28) when
+        ``n_in == 784``.
     objective : {"max", "min"}
         Whether positive data should have high (``"max"``) or low goodness.
     goodness : {"ssq", "sum"}
@@ -90,6 +102,8 @@ class FFNet:
         *,
         label_code: LabelCode | None = None,
         n_classes: int = 10,
+        supervised: bool = True,
+        image_shape=None,
         objective: str = "max",
         goodness: str = "ssq",
         theta=None,
@@ -105,10 +119,18 @@ class FFNet:
         self.objective = gd.check_objective(objective)
         self.goodness = gd.check_kind(goodness)
         self.norm = check_scale(norm or DEFAULT_SCALE[goodness])
-        self.label_code = label_code or LabelCode.first_pixels(n_classes)
-        self.n_classes = self.label_code.n_classes
-        if self.label_code.positions.max() >= n_in:
-            raise ValueError(f"label positions do not fit in an input of size {n_in}")
+        self.supervised = bool(supervised)
+        if image_shape is None and n_in == 784:
+            image_shape = (28, 28)
+        self.image_shape = tuple(image_shape) if image_shape is not None else None
+        if not self.supervised:
+            self.label_code = None
+            self.n_classes = int(n_classes)
+        else:
+            self.label_code = label_code or LabelCode.first_pixels(n_classes)
+            self.n_classes = self.label_code.n_classes
+            if self.label_code.positions.max() >= n_in:
+                raise ValueError(f"label positions do not fit in an input of size {n_in}")
         sizes = [int(n_in)] + hidden
         self.layers = [Dense(a, b, rng, dtype) for a, b in zip(sizes[:-1], sizes[1:])]
         if theta is None:
@@ -145,8 +167,10 @@ class FFNet:
             "n_in": self.n_in,
             "hidden": self.hidden,
             "n_classes": self.n_classes,
-            "label_positions": self.label_code.positions.tolist(),
-            "label_strength": self.label_code.strength,
+            "supervised": self.supervised,
+            "image_shape": list(self.image_shape) if self.image_shape else None,
+            "label_positions": self.label_code.positions.tolist() if self.supervised else None,
+            "label_strength": self.label_code.strength if self.supervised else None,
             "objective": self.objective,
             "goodness": self.goodness,
             "theta": self.theta,
@@ -160,12 +184,20 @@ class FFNet:
     @classmethod
     def from_config(cls, cfg: dict, rng: np.random.Generator | None = None) -> FFNet:
         """Rebuild from :meth:`config` (weights are then loaded with :meth:`load_state`)."""
-        code = LabelCode(cfg["n_classes"], cfg["label_positions"], cfg["label_strength"])
+        supervised = cfg.get("supervised", True)
+        code = (
+            LabelCode(cfg["n_classes"], cfg["label_positions"], cfg["label_strength"])
+            if supervised
+            else None
+        )
         return cls(
             cfg["n_in"],
             cfg["hidden"],
             rng or np.random.default_rng(0),
             label_code=code,
+            n_classes=cfg["n_classes"],
+            supervised=supervised,
+            image_shape=cfg.get("image_shape"),
             objective=cfg["objective"],
             goodness=cfg.get("goodness", "ssq"),  # runs saved before the option existed
             theta=cfg["theta"],
@@ -222,8 +254,10 @@ class FFNet:
         Returns
         -------
         u : ndarray, shape (B, n_in), ``self.dtype``
-            A new array.
+            A new array. An unsupervised net writes no label (``labels`` is ignored).
         """
+        if not self.supervised:
+            return normalize(np.array(x, dtype=self.dtype), self.norm)
         x = self.label_code.embed(x.astype(self.dtype, copy=False), labels)
         return normalize(x, self.norm, out=x)
 
@@ -266,6 +300,11 @@ class FFNet:
 
     def goodness_per_label(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Goodness summed over the scored layers, for every label, shape (B, n_classes)."""
+        if not self.supervised:
+            raise ValueError(
+                "an unsupervised net has no label in its input: classify with the softmax "
+                "readout (predict_softmax)"
+            )
         x = check_matrix(x, "x", self.n_in)
         out = np.empty((x.shape[0], self.n_classes))
         for start in range(0, x.shape[0], batch_size):
@@ -345,10 +384,80 @@ class FFNet:
         self.label_code.embed(x, labels, out=X[:B])
         self.label_code.embed(x, wrong, out=X[B:])
         normalize(X, self.norm, out=X)
+        return {"softmax": loss_sm, **self.ff_sweep(X, B, rng, opt, lr_scale)}
+
+    def train_step_unsupervised(
+        self,
+        x: np.ndarray,
+        labels: np.ndarray,
+        rng: np.random.Generator,
+        opt,
+        readout_opt,
+        lr_scale: float = 1.0,
+    ) -> dict[str, float]:
+        """One unsupervised FF update (Sec. 3.2): real images against hybrid images.
+
+        No label touches the hidden layers: positive data are the images, negative data
+        are hybrids of two different images (:func:`ff_numpy.negatives.hybrid_images`).
+        The softmax readout learns from the normalised activities that the positive rows
+        produced in the same sweep (before each layer's update), with the labels.
+
+        Parameters
+        ----------
+        x : ndarray, shape (B, n_in)
+        labels : ndarray of int, shape (B,)
+            Used by the readout only.
+        rng : numpy.random.Generator
+            Draws the hybrids' masks and partners.
+        opt, readout_opt : ff_numpy.optim.Optimizer
+        lr_scale : float
+
+        Returns
+        -------
+        losses : dict
+            ``"layer{l}"`` and ``"softmax"``, as for :meth:`train_step`.
+        """
+        if self.supervised:
+            raise ValueError("train_step_unsupervised needs FFNet(..., supervised=False)")
+        if self.image_shape is None:
+            raise ValueError("hybrid negatives need the image shape: FFNet(image_shape=...)")
+        B = x.shape[0]
+        labels = check_labels(labels, self.n_classes, n_rows=B)
+        hybrids, _, _ = hybrid_images(x, rng, self.image_shape)
+        X = np.concatenate([x, hybrids]).astype(self.dtype, copy=False)
+        normalize(X, self.norm, out=X)
+        feats = {}
+        losses = self.ff_sweep(X, B, rng, opt, lr_scale, features=feats)
+        h = np.concatenate([feats[i] for i in self.score_layers], axis=1)
+        loss_sm, dL_dV, dL_dc, _ = self.readout.loss_and_grads(h, labels)
+        readout_opt.step("readout.V", self.readout.V, dL_dV, lr_scale)
+        readout_opt.step("readout.c", self.readout.c, dL_dc, lr_scale, decay=False)
+        return {"softmax": loss_sm, **losses}
+
+    def ff_sweep(self, X, B, rng, opt, lr_scale, features=None) -> dict[str, float]:
+        """Update every layer from its own objective, in one forward sweep.
+
+        Parameters
+        ----------
+        X : ndarray, shape (2B, n_in)
+            The first layer's normalised input: ``B`` positive rows, then ``B`` negative.
+        B : int
+        rng : numpy.random.Generator
+            Noise of a black box, if any.
+        opt : ff_numpy.optim.Optimizer
+        lr_scale : float
+        features : dict, optional
+            If given, ``features[l]`` receives the normalised activities of the positive
+            rows at every scored layer ``l`` (computed before that layer's update).
+
+        Returns
+        -------
+        losses : dict
+            ``"layer{l}"``: mean FF loss of layer l per example pair.
+        """
         is_pos = np.arange(2 * B) < B
         s = gd.sign(is_pos, self.objective)  # +1 where G should exceed theta
-
-        losses = {"softmax": loss_sm}
+        losses = {}
         for l, layer in enumerate(self.layers):
             Y = layer.forward(X)  # (2B, n_in) @ (n_in, n_out) -> (2B, n_out)
             G = gd.goodness(Y, self.goodness)  # (2B,)
@@ -365,6 +474,8 @@ class FFNet:
             opt.step_outer(f"layer{l}.W", layer.W, X, dL_da, lr_scale)
             opt.step(f"layer{l}.b", layer.b, dL_da.sum(axis=0), lr_scale, decay=False)
             X = normalize(Y, self.norm, out=Y)  # the next layer sees only the orientation
+            if features is not None and l in self.score_layers:
+                features[l] = X[:B].copy()
             if l in self.boxes:  # FF needs no derivative of what happens in between
                 X = normalize(self.boxes[l](X, rng), self.norm)
         return losses

@@ -248,7 +248,12 @@ def add_run_shape_arguments(
 
 
 def add_ff_arguments(
-    p: argparse.ArgumentParser, *, lr: float, helps: dict | None = None, **defaults
+    p: argparse.ArgumentParser,
+    *,
+    lr: float,
+    helps: dict | None = None,
+    exclude=(),
+    **defaults,
 ) -> None:
     """The options of a supervised Forward-Forward net and its training.
 
@@ -263,6 +268,8 @@ def add_ff_arguments(
         Default learning rate of the hidden layers.
     helps : dict of str to str, optional
         Help texts replacing the standard ones, by option (``"lr"``, ``"peer_strength"``, ...).
+    exclude : iterable of str
+        Options this experiment does not have (e.g. ``"negatives"`` for unsupervised FF).
     **defaults
         Other defaults that differ from the supervised recipe (Hinton's released code):
         ``optimizer="sgd", momentum=0.9, weight_decay=0.001, peer_strength=0.03,
@@ -350,6 +357,7 @@ def add_ff_arguments(
             {"type": float},
         ),
     ]
+    options = [o for o in options if o[0][2:].replace("-", "_") not in set(exclude)]
     _add_options(p, options, d, helps)
 
 

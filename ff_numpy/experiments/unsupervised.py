@@ -1,0 +1,107 @@
+"""Unsupervised FF on MNIST with hybrid-image negatives, then a linear softmax (Sec. 3.2).
+
+``ff-numpy train unsupervised --out DIR`` trains the paper's net (4 hidden layers of 2000
+ReLUs, 100 epochs) to tell real images (positive data) from hybrids of two different
+images (negative data; :func:`ff_numpy.negatives.hybrid_images`). No label touches the
+hidden layers. A linear softmax readout, trained at the same time on the normalised
+activities of the last three hidden layers (``--score-layers``), gives the test error
+(``test_error_softmax``); its gradient never reaches the hidden layers either.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ff_numpy.experiments import register
+from ff_numpy.experiments.common import (
+    Experiment,
+    LabelledTask,
+    add_ff_arguments,
+    add_run_shape_arguments,
+    error_rate,
+    make_ff_optimizers,
+    make_ffnet,
+    splits,
+)
+from ff_numpy.norm import DEFAULT_SCALE
+
+
+def softmax_errors(model, x_test, y_test) -> dict:
+    """The readout's test error (an unsupervised net has no goodness classifier)."""
+    return {"test_error_softmax": error_rate(model.predict_softmax(x_test), y_test)}
+
+
+class UnsupervisedTask(LabelledTask):
+    """Train an unsupervised :class:`~ff_numpy.model.FFNet` (a :class:`train.Task`).
+
+    Parameters
+    ----------
+    model : FFNet
+        Built with ``supervised=False``.
+    x_train, y_train, x_val, y_val, x_test, y_test : ndarray
+        The data splits; the labels reach only the readout.
+    opt, readout_opt : Optimizer
+    track_test : bool
+    """
+
+    optimizers = ("opt", "readout_opt")
+    test_errors = staticmethod(softmax_errors)
+
+    def __init__(self, model, x_train, y_train, x_val, y_val, x_test, y_test, opt,
+                 readout_opt, track_test=False):  # fmt: skip
+        super().__init__(model, x_train, y_train, x_val, y_val, x_test, y_test, track_test)
+        self.opt, self.readout_opt = opt, readout_opt
+
+    def train_batch(self, idx, rng, lr_scale):
+        return self.model.train_step_unsupervised(
+            self.x_train[idx], self.y_train[idx], rng, self.opt, self.readout_opt, lr_scale
+        )
+
+    def evaluate(self, epoch, n_epochs):
+        return {
+            f"{name}_error_softmax": error_rate(self.model.predict_softmax(x), y)
+            for name, x, y in self.eval_splits()
+        }
+
+
+@register
+class Unsupervised(Experiment):
+    name = "unsupervised"
+    help = "unsupervised FF with hybrid-image negatives, then a linear softmax (Sec. 3.2)"
+    config_keys = (
+        *("hidden", "epochs", "batch_size", "lr", "readout_lr", "optimizer", "momentum"),
+        *("weight_decay", "readout_weight_decay", "objective", "goodness", "norm", "theta"),
+        *("peer_strength", "score_layers", "train_size", "track_test", "seed"),
+    )
+    test_errors = staticmethod(softmax_errors)
+
+    @staticmethod
+    def add_arguments(p: argparse.ArgumentParser) -> None:
+        add_run_shape_arguments(p, hidden=[2000, 2000, 2000, 2000], epochs=100, track_test=True)
+        add_ff_arguments(p, lr=0.003, exclude=("negatives",))
+        p.add_argument(
+            "--score-layers",
+            type=int,
+            nargs="+",
+            default=None,
+            metavar="L",
+            help="hidden layers (0-based) whose normalised activities feed the softmax "
+            "(default: the last three)",
+        )
+
+    @staticmethod
+    def resolved_options(args) -> dict:
+        n = len(args.hidden)
+        score = args.score_layers or list(range(max(0, n - 3), n))
+        return {"norm": args.norm or DEFAULT_SCALE[args.goodness], "score_layers": score}
+
+    @classmethod
+    def build(cls, args, data):
+        """The model and task for ``args`` on ``data`` (an :class:`ff_numpy.data.MNIST`)."""
+        score = cls.resolved_options(args)["score_layers"]
+        model = make_ffnet(args, 784, supervised=False, score_layers=score)
+        opt, readout_opt = make_ff_optimizers(args)
+        task = UnsupervisedTask(
+            model, *splits(data, args.train_size), opt, readout_opt, args.track_test
+        )
+        return model, task

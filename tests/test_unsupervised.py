@@ -1,0 +1,111 @@
+"""Unsupervised FF (Sec. 3.2): real images against hybrids; labels reach only the readout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradcheck import AUTOGRAD_TOL, assert_close
+
+from ff_numpy import checkpoint
+from ff_numpy.model import FFNet
+from ff_numpy.negatives import hybrid_images
+from ff_numpy.norm import normalize
+from ff_numpy.optim import SGD
+
+
+def _net(seed=0, **kw):
+    return FFNet(
+        784, [20, 15, 12], np.random.default_rng(seed), dtype=np.float64, supervised=False, **kw
+    )
+
+
+def _batch(B=4):
+    rng = np.random.default_rng(3)
+    return rng.random((B, 784)) * (rng.random((B, 784)) < 0.3), rng.integers(0, 10, B)
+
+
+def test_each_layer_steps_down_its_own_loss_on_images_vs_hybrids():
+    autograd = pytest.importorskip("autograd")
+    anp = pytest.importorskip("autograd.numpy")
+    net = _net()
+    x, labels = _batch()
+    B = len(labels)
+    before = [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
+    lr = 0.05
+    net.train_step_unsupervised(x, labels, np.random.default_rng(9), SGD(lr), SGD(0.1))
+    hybrids, _, _ = hybrid_images(x, np.random.default_rng(9))
+    X = normalize(np.concatenate([x, hybrids]))  # no label written anywhere
+    s = np.where(np.arange(2 * B) < B, 1.0, -1.0)
+    for l, (W, b) in enumerate(before):
+
+        def loss(W, b, X=X, theta=net.theta[l]):
+            y = anp.maximum(anp.dot(X, W) + b, 0.0)
+            return anp.sum(anp.logaddexp(0.0, -s * (anp.sum(y * y, axis=1) - theta))) / B
+
+        assert_close(
+            net.layers[l].W - W, -lr * autograd.grad(loss, 0)(W, b), AUTOGRAD_TOL, f"layer {l}"
+        )
+        X = normalize(np.maximum(X @ W + b, 0))
+
+
+def test_labels_reach_only_the_readout():
+    x, labels = _batch()
+    a, b = _net(), _net()
+    for net, lab in ((a, labels), (b, (labels + 1) % 10)):
+        net.train_step_unsupervised(x, lab, np.random.default_rng(1), SGD(0.1), SGD(0.1))
+    for la, lb in zip(a.layers, b.layers):
+        np.testing.assert_array_equal(la.W, lb.W)
+    assert not np.array_equal(a.readout.V, b.readout.V)
+
+
+def test_unsupervised_net_has_no_label_input_and_no_goodness_classifier(tmp_path):
+    net = _net()
+    x, _ = _batch()
+    np.testing.assert_allclose(net.labelled_input(x, np.arange(4)), normalize(x))
+    with pytest.raises(ValueError, match="no label in its input"):
+        net.predict_goodness(x)
+    assert net.predict_softmax(x).shape == (4,)
+    with pytest.raises(ValueError, match="supervised=False"):
+        FFNet(784, [5], np.random.default_rng(0)).train_step_unsupervised(
+            x, np.zeros(4, int), np.random.default_rng(0), SGD(0.1), SGD(0.1)
+        )
+    path = checkpoint.save(tmp_path / "m.npz", net.state(), {"config": {"model": net.config()}})
+    again = FFNet.load(path)
+    assert not again.supervised and again.image_shape == (28, 28)
+    np.testing.assert_array_equal(again.predict_softmax(x), net.predict_softmax(x))
+
+
+def test_unsupervised_experiment_end_to_end(tmp_path, capsys):
+    from ff_numpy import cli
+    from ff_numpy.data import find_data_dir
+
+    if find_data_dir() is None:
+        pytest.skip("MNIST not found: set FF_NUMPY_DATA")
+    out = tmp_path / "run"
+    argv = [
+        "train",
+        "unsupervised",
+        "--hidden",
+        "100",
+        "100",
+        "100",
+        "--epochs",
+        "2",
+        "--train-size",
+        "3000",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
+    assert cli.main(argv) == 0
+    import json
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["score_layers"] == [0, 1, 2]
+    assert "test_error_goodness" not in metrics
+    assert metrics["test_error_softmax"] < 0.5  # well below chance (0.9) after 2 epochs
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(out / "model.npz")]) == 0
+    assert (
+        json.loads(capsys.readouterr().out)["test_error_softmax"] == metrics["test_error_softmax"]
+    )
