@@ -176,6 +176,25 @@ class Dense:
         dL_db = dL_da.sum(axis=0)
         return dL_dW, dL_db
 
+    def update(self, opt, key: str, x: np.ndarray, dL_da: np.ndarray, lr_scale: float = 1.0):
+        """One optimiser step of ``W`` and ``b`` from the local gradient of :meth:`dL_da`.
+
+        ``dL/dW = x^T dL/da`` (the product of :meth:`local_grads`) is folded into the
+        optimiser's GEMM (:meth:`ff_numpy.optim.Optimizer.step_outer`), so the weight
+        gradient is never formed; biases are not decayed.
+
+        Parameters
+        ----------
+        opt : ff_numpy.optim.Optimizer
+        key : str
+            Prefix of the optimiser's slot names (``"layer0"`` gives ``"layer0.W"``).
+        x : ndarray, shape (B, n_in)
+        dL_da : ndarray, shape (B, n_out)
+        lr_scale : float
+        """
+        opt.step_outer(f"{key}.W", self.W, x, dL_da, lr_scale)  # (n_in, B) @ (B, n_out)
+        opt.step(f"{key}.b", self.b, dL_da.sum(axis=0), lr_scale, decay=False)
+
     def state(self) -> dict[str, np.ndarray]:
         """Arrays to checkpoint."""
         return {"W": self.W, "b": self.b}
@@ -195,3 +214,250 @@ class Dense:
 def relu(a: np.ndarray) -> np.ndarray:
     """ReLU, ``max(a, 0)``, with derivative 0 at ``a = 0``."""
     return np.maximum(a, 0)
+
+
+class Masked(Dense):
+    r"""Locally connected ReLU layer: a :class:`Dense` layer whose ``W`` is zero outside
+    a fixed 0/1 mask (local receptive fields without weight sharing, footnote 8).
+
+    .. math::
+        y = \operatorname{relu}(x W + b), \qquad W = W \odot M, \qquad
+        \frac{\partial L}{\partial W} = (x^T \frac{\partial L}{\partial a}) \odot M
+
+    A masked weight does not exist, so its gradient is zero and it stays exactly zero
+    under any optimiser whose update of a weight is zero when that weight and its
+    gradient are zero (SGD with momentum and weight decay, Adam): train it with
+    :meth:`update`, not with ``opt.step_outer(W, x, dL_da)``, which writes the dense
+    gradient.
+
+    Two ways to compute the same numbers (``fast`` chooses, both stay available):
+
+    * the masked-dense reference (:meth:`forward_reference`,
+      :meth:`weight_grad_reference`): ``x @ W`` and ``(x^T dL_da) * mask``, spending
+      FLOPs on the zeros;
+    * the local path: the units are grouped into *locations*, runs of adjacent units
+      with identical fields (the location-major ordering of :mod:`ff_numpy.masks`
+      makes each location one run of ``channels`` units). Per location, gather the
+      field ``x[:, field]`` (B, f) and the weight block ``W[field, units]`` (f, c), and
+      multiply: ``f * n_out`` multiply-adds per row instead of ``n_in * n_out``.
+
+    ``W`` is stored in full, shape (n_in, n_out), zero outside the mask: it is the one
+    copy of the weights that checkpoints, figures, the optimiser and
+    :mod:`ff_numpy.fast` (which reads ``mask``) see. The local path gathers the blocks
+    it needs on every call (``f * n_out`` values, a small fraction of the
+    ``2 B f n_out`` FLOPs of the product).
+
+    Parameters
+    ----------
+    n_in, n_out : int
+    mask : ndarray, shape (n_in, n_out)
+        0/1 receptive fields: ``mask[i, j] = 1`` iff unit ``j`` sees input ``i``
+        (:meth:`ff_numpy.masks.LocalFields.mask`). Every unit must see at least one
+        input.
+    rng : numpy.random.Generator
+        Draws :math:`W_{ij} \sim \mathcal N(0, 1/f_j)\, M_{ij}` with :math:`f_j` unit
+        ``j``'s field size (its fan-in); biases start at zero.
+    dtype : numpy dtype
+    fast : bool
+        Use the local path in :meth:`forward` and :meth:`weight_grad`.
+
+    Attributes
+    ----------
+    W : ndarray, shape (n_in, n_out)
+        Exactly zero where ``mask == 0``.
+    b : ndarray, shape (n_out,)
+    mask : ndarray, shape (n_in, n_out), ``dtype``
+    groups : list of (ndarray of int, int, int)
+        ``(field, start, stop)``: units ``start:stop`` all see the inputs ``field``.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        mask: np.ndarray,
+        rng: np.random.Generator,
+        dtype=np.float32,
+        fast: bool = True,
+    ):
+        if n_in < 1 or n_out < 1:
+            raise ValueError(f"Masked needs positive sizes, got n_in={n_in}, n_out={n_out}")
+        mask = np.asarray(mask)
+        if mask.shape != (n_in, n_out):
+            raise ValueError(
+                f"mask must have shape (n_in, n_out) = {(n_in, n_out)}, got {mask.shape}"
+            )
+        if not np.isin(mask, (0, 1)).all():
+            raise ValueError("mask must hold only 0 and 1")
+        fan_in = mask.sum(axis=0)  # (n_out,) field size of every unit
+        if np.any(fan_in == 0):
+            raise ValueError(
+                f"every unit needs a non-empty field; unit {np.argmin(fan_in)} has none"
+            )
+        self.mask = mask.astype(dtype)
+        z = rng.standard_normal((n_in, n_out)) / np.sqrt(fan_in)  # N(0, 1/f_j) per column
+        self.W = (z * self.mask).astype(dtype)
+        self.b = np.zeros(n_out, dtype=dtype)
+        self.fast = bool(fast)
+        self.groups = _location_groups(mask != 0)
+
+    @classmethod
+    def from_fields(cls, fields, rng: np.random.Generator, dtype=np.float32, fast: bool = True):
+        """The layer of :class:`ff_numpy.masks.LocalFields` ``fields``."""
+        return cls(fields.n_in, fields.n_out, fields.mask(dtype), rng, dtype, fast)
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        r"""Activities :math:`y = \operatorname{relu}(x W + b)`.
+
+        Parameters
+        ----------
+        x : ndarray, shape (B, n_in)
+        out : ndarray, shape (B, n_out), optional
+
+        Returns
+        -------
+        y : ndarray, shape (B, n_out)
+        """
+        if not self.fast:
+            return self.forward_reference(x, out)
+        a = out if out is not None else np.empty((x.shape[0], self.n_out), self.W.dtype)
+        for field, start, stop in self.groups:
+            x_f = np.take(x, field, axis=1)  # (B, f): the field of this location
+            W_f = self.W[field, start:stop]  # (f, c): its weights, zeros left out
+            a[:, start:stop] = blas.matmul(x_f, W_f)  # (B, f) @ (f, c) -> (B, c)
+        a += self.b
+        return np.maximum(a, 0, out=a)  # y = relu(a), in place
+
+    def forward_reference(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The masked-dense forward, ``relu(x @ W + b)`` with ``W`` zero outside the mask:
+        (B, n_in) @ (n_in, n_out) -> (B, n_out)."""
+        return Dense.forward(self, x, out)
+
+    # ---------------------------------------------------------------- gradients
+    def weight_grad_blocks(self, x: np.ndarray, dL_da: np.ndarray) -> list[np.ndarray]:
+        r"""The weight gradient of every location, :math:`x_F^T\, \partial L/\partial a_J`.
+
+        Parameters
+        ----------
+        x : ndarray, shape (B, n_in)
+        dL_da : ndarray, shape (B, n_out)
+
+        Returns
+        -------
+        blocks : list of ndarray, shapes (f_g, c_g)
+            ``blocks[g]`` is the gradient of ``W[field, start:stop]`` of ``groups[g]``.
+        """
+        blocks = []
+        for field, start, stop in self.groups:
+            x_f = np.take(x, field, axis=1)  # (B, f)
+            g = np.empty((field.size, stop - start), dtype=self.W.dtype)
+            blas.matmul_tn(x_f, dL_da[:, start:stop], g)  # (f, B) @ (B, c) -> (f, c)
+            blocks.append(g)
+        return blocks
+
+    def weight_grad(self, x: np.ndarray, dL_da: np.ndarray) -> np.ndarray:
+        r"""Masked weight gradient :math:`(x^T \partial L/\partial a) \odot M`.
+
+        Parameters
+        ----------
+        x : ndarray, shape (B, n_in)
+        dL_da : ndarray, shape (B, n_out)
+
+        Returns
+        -------
+        dL_dW : ndarray, shape (n_in, n_out)
+            Exactly zero where ``mask == 0``.
+        """
+        if not self.fast:
+            return self.weight_grad_reference(x, dL_da)
+        dL_dW = np.zeros_like(self.W)
+        for (field, start, stop), g in zip(self.groups, self.weight_grad_blocks(x, dL_da)):
+            dL_dW[field, start:stop] = g  # scatter (f, c) into the field's rows
+        return dL_dW
+
+    def weight_grad_reference(self, x: np.ndarray, dL_da: np.ndarray) -> np.ndarray:
+        """The masked-dense weight gradient ``(x^T dL_da) * mask``:
+        (n_in, B) @ (B, n_out) -> (n_in, n_out)."""
+        dL_dW = blas.matmul_tn(x, dL_da, np.empty_like(self.W))  # (n_in, B) @ (B, n_out)
+        dL_dW *= self.mask  # a masked weight does not exist: its gradient is zero
+        return dL_dW
+
+    def local_grads(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        dL_dG: np.ndarray,
+        extra_dL_da: np.ndarray | None = None,
+        kind: str = "ssq",
+    ) -> tuple[np.ndarray, np.ndarray]:
+        r"""Closed-form gradient of :math:`\sum_n L_n` with respect to ``W`` and ``b``.
+
+        .. math::
+            \frac{\partial L}{\partial W_{ij}} = M_{ij} \sum_n x_{ni}\,
+            \frac{\partial L_n}{\partial a_{nj}}, \qquad
+            \frac{\partial L}{\partial b_j} = \sum_n \frac{\partial L_n}{\partial a_{nj}}
+
+        with :math:`\partial L / \partial a` from :meth:`Dense.dL_da` (Eq. 3 in batch
+        form, restricted to the receptive fields).
+
+        Parameters
+        ----------
+        x : ndarray, shape (B, n_in)
+        y : ndarray, shape (B, n_out)
+        dL_dG : ndarray, shape (B,)
+        extra_dL_da : ndarray, optional
+        kind : {"ssq", "sum"}
+
+        Returns
+        -------
+        dL_dW : ndarray, shape (n_in, n_out)
+            Zero where ``mask == 0``.
+        dL_db : ndarray, shape (n_out,)
+        """
+        dL_da = self.dL_da(y, dL_dG, extra_dL_da, kind)  # (B, n_out)
+        return self.weight_grad(x, dL_da), dL_da.sum(axis=0)
+
+    def update(self, opt, key: str, x: np.ndarray, dL_da: np.ndarray, lr_scale: float = 1.0):
+        """One optimiser step of ``W`` (key ``key + ".W"``) and ``b`` (``key + ".b"``).
+
+        The weight gradient is the masked one (:meth:`weight_grad`), so the weights
+        outside the mask stay exactly zero.
+
+        Parameters
+        ----------
+        opt : ff_numpy.optim.Optimizer
+        key : str
+            The layer's name, e.g. ``"layer0"``.
+        x : ndarray, shape (B, n_in)
+        dL_da : ndarray, shape (B, n_out)
+        lr_scale : float
+        """
+        opt.step(f"{key}.W", self.W, self.weight_grad(x, dL_da), lr_scale)
+        opt.step(f"{key}.b", self.b, dL_da.sum(axis=0), lr_scale, decay=False)
+
+    # ---------------------------------------------------------------- state
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore from :meth:`state`, checking shapes and zeros outside the mask."""
+        W = np.asarray(arrays["W"])
+        if W.shape == self.W.shape and np.any(W[self.mask == 0] != 0):
+            raise ValueError(
+                "Masked.W: the checkpoint has non-zero weights outside the layer's mask "
+                "(its receptive fields do not match)"
+            )
+        super().load_state(arrays)
+
+
+def _location_groups(mask: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
+    """Runs of adjacent columns of the boolean ``mask`` (n_in, n_out) with equal fields.
+
+    Returns ``[(field, start, stop), ...]``: units ``start:stop`` all see the inputs
+    ``field`` (sorted indices, shape (f,)), covering ``0:n_out`` in order.
+    """
+    n_out = mask.shape[1]
+    cols = mask.T  # (n_out, n_in)
+    new = np.ones(n_out, dtype=bool)
+    new[1:] = np.any(cols[1:] != cols[:-1], axis=1)  # unit j starts a new location
+    starts = np.flatnonzero(new)
+    stops = np.append(starts[1:], n_out)
+    return [(np.flatnonzero(cols[s]), int(s), int(e)) for s, e in zip(starts, stops)]

@@ -469,10 +469,10 @@ class FFNet:
                 # Peer normalisation (footnote 9): on positive rows, after ReLU'.
                 self.peers[l].update(Y[:B])
                 dL_da[:B] += (self.peers[l].dL_da() / B).astype(self.dtype)
-            # dL/dW = X^T dL/da: (n_in, 2B) @ (2B, n_out) -> (n_in, n_out), folded into the
-            # optimiser's GEMM (Dense.local_grads is the same product, written out).
-            opt.step_outer(f"layer{l}.W", layer.W, X, dL_da, lr_scale)
-            opt.step(f"layer{l}.b", layer.b, dL_da.sum(axis=0), lr_scale, decay=False)
+            # dL/dW = X^T dL/da: (n_in, 2B) @ (2B, n_out) -> (n_in, n_out), inside the
+            # optimiser's step (Dense.local_grads is the same product, written out; a
+            # Masked layer keeps its weights zero outside the receptive fields).
+            layer.update(opt, f"layer{l}", X, dL_da, lr_scale)
             X = normalize(Y, self.norm, out=Y)  # the next layer sees only the orientation
             if features is not None and l in self.score_layers:
                 features[l] = X[:B].copy()
