@@ -253,3 +253,44 @@ def hybrid_images(
     masks = hybrid_masks(B, rng, image_shape, n_blur).reshape(B, -1)
     hybrids = np.where(masks, x, x[partner])
     return hybrids, masks, partner
+
+
+# ----------------------------------------------------------------------------- jitter
+def jitter(
+    x: np.ndarray, rng: np.random.Generator, max_shift: int = 2, image_shape=(28, 28)
+) -> np.ndarray:
+    r"""Shift every image by up to ``max_shift`` pixels in each direction (Sec. 3.3).
+
+    Each image gets its own shift :math:`(d_r, d_c)`, drawn uniformly from the
+    :math:`(2 s + 1)^2` possibilities (25 for :math:`s = 2`), with zeros shifted in at
+    the borders (no wrap-around). Shift the image first and write the label afterwards,
+    so that the label pixels never move.
+
+    Parameters
+    ----------
+    x : ndarray, shape (B, H * W)
+    rng : numpy.random.Generator
+    max_shift : int
+    image_shape : (int, int)
+
+    Returns
+    -------
+    shifted : ndarray, shape (B, H * W), same dtype as ``x``
+    """
+    H, W = image_shape
+    if x.ndim != 2 or x.shape[1] != H * W:
+        raise ValueError(f"jitter needs images of {image_shape} as rows, got shape {x.shape}")
+    if max_shift < 0:
+        raise ValueError(f"max_shift must be >= 0, got {max_shift}")
+    if max_shift == 0:
+        return x.copy()
+    B, s = x.shape[0], int(max_shift)
+    padded = np.zeros((B, H + 2 * s, W + 2 * s), dtype=x.dtype)
+    padded[:, s : s + H, s : s + W] = x.reshape(B, H, W)
+    dr = rng.integers(-s, s + 1, size=B)
+    dc = rng.integers(-s, s + 1, size=B)
+    # output pixel (i, j) of image b is input pixel (i - dr_b, j - dc_b)
+    rows = np.arange(H)[None, :] + (s - dr)[:, None]  # (B, H)
+    cols = np.arange(W)[None, :] + (s - dc)[:, None]  # (B, W)
+    out = padded[np.arange(B)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return out.reshape(B, H * W)

@@ -50,3 +50,23 @@ def test_gallery_figure(tmp_path):
     h, m, p = hybrid_images(x, rng)
     path = plot_hybrid_gallery(x, h, m, p, tmp_path / "g.png", n=3)
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_jitter_shifts_each_image_within_two_pixels_without_wrapping():
+    from ff_numpy.negatives import jitter
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((500, 784))
+    x[:, 14 * 28 + 14] = 1.0  # one bright pixel in the middle of every image
+    out = jitter(x, rng, 2)
+    pos = np.argmax(out, axis=1)
+    dr, dc = pos // 28 - 14, pos % 28 - 14
+    assert np.all(np.abs(dr) <= 2) and np.all(np.abs(dc) <= 2)
+    assert len(set(zip(dr, dc))) == 25  # all 25 shifts occur
+    edge = np.zeros((1, 784))
+    edge[0, 0] = 1.0  # top-left pixel: shifted up or left it falls off, never wraps
+    seen = {tuple(np.nonzero(jitter(edge, np.random.default_rng(i), 2)[0])[0]) for i in range(60)}
+    assert all(len(s) <= 1 for s in seen) and () in seen
+    np.testing.assert_array_equal(jitter(x, rng, 0), x)
+    with pytest.raises(ValueError, match="rows"):
+        jitter(np.zeros((2, 100)), rng)

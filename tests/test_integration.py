@@ -175,3 +175,13 @@ def test_plot_overlays_several_runs(tmp_path, capsys):
     assert out.read_bytes()[:4] == b"\x89PNG"
     assert cli.main(["plot", a, b]) == 2
     assert "needs --out" in capsys.readouterr().err
+
+
+@needs_mnist
+def test_jittered_training_runs_and_is_recorded(tmp_path):
+    args = _args(
+        tmp_path, ["--jitter", "2", "--train-size", "2000", "--epochs", "1", "--hidden", "50", "50"]
+    )
+    metrics = experiments.get("supervised").run(args)
+    assert metrics["config"]["jitter"] == 2
+    assert metrics["test_error_softmax"] < 0.9

@@ -25,6 +25,7 @@ from ff_numpy.experiments.common import (
     make_ffnet,
     splits,
 )
+from ff_numpy.negatives import jitter as jitter_images
 from ff_numpy.norm import DEFAULT_SCALE
 
 
@@ -43,6 +44,8 @@ class SupervisedTask(LabelledTask):
         it costs one pass per label.
     track_test : bool
         Also record the test errors after every epoch (learning curves only).
+    jitter : int
+        Shift each training image by up to this many pixels (0: none), drawn on the fly.
     """
 
     optimizers = ("opt", "readout_opt")
@@ -61,21 +64,20 @@ class SupervisedTask(LabelledTask):
         negatives="random",
         eval_every=5,
         track_test=False,
+        jitter=0,
     ):
         super().__init__(model, x_train, y_train, x_val, y_val, x_test, y_test, track_test)
         self.opt, self.readout_opt = opt, readout_opt
         self.negatives = negatives
         self.eval_every = max(1, int(eval_every))
+        self.jitter = int(jitter)
 
     def train_batch(self, idx, rng, lr_scale):
+        x = self.x_train[idx]
+        if self.jitter:  # shift first; train_step writes the label afterwards
+            x = jitter_images(x, rng, self.jitter)
         return self.model.train_step(
-            self.x_train[idx],
-            self.y_train[idx],
-            rng,
-            self.opt,
-            self.readout_opt,
-            lr_scale,
-            self.negatives,
+            x, self.y_train[idx], rng, self.opt, self.readout_opt, lr_scale, self.negatives
         )
 
     def evaluate(self, epoch, n_epochs):
@@ -94,7 +96,7 @@ class Supervised(Experiment):
         *("hidden", "epochs", "batch_size", "lr", "readout_lr", "optimizer", "momentum"),
         *("weight_decay", "readout_weight_decay", "negatives", "objective", "goodness"),
         *("norm", "theta", "peer_strength", "train_size", "eval_every", "track_test"),
-        *("seed", *BOX_KEYS),
+        *("seed", *BOX_KEYS, "jitter"),
     )
 
     @staticmethod
@@ -106,6 +108,14 @@ class Supervised(Experiment):
             type=int,
             default=5,
             help="goodness-based validation error every k epochs (default: 5)",
+        )
+        p.add_argument(
+            "--jitter",
+            type=int,
+            default=0,
+            metavar="S",
+            help="shift each training image by up to S pixels in each direction, drawn "
+            "on the fly (Sec. 3.3 uses 2; default: 0)",
         )
         add_box_arguments(p)
 
@@ -123,6 +133,7 @@ class Supervised(Experiment):
             args.negatives,
             args.eval_every,
             args.track_test,
+            args.jitter,
         )
         return model, task
 
