@@ -35,7 +35,8 @@ import numpy as np
 from ff_numpy import checkpoint
 from ff_numpy import goodness as gd
 from ff_numpy.blackbox import BlackBox
-from ff_numpy.layers import Dense
+from ff_numpy.layers import Dense, Masked
+from ff_numpy.masks import paper_local_architecture
 from ff_numpy.negatives import (
     LabelCode,
     hard_wrong_labels,
@@ -71,6 +72,11 @@ class FFNet:
     image_shape : (int, int), optional
         Shape of one input image, for the hybrids' masks; default (28, 28) when
         ``n_in == 784``.
+    local : {"paper"}, optional
+        Locally connected layers (:class:`~ff_numpy.layers.Masked`) instead of dense
+        ones: ``"paper"`` is the architecture of footnote 8
+        (:func:`ff_numpy.masks.paper_local_architecture`); ``hidden`` must then list its
+        sizes (2048, 1980, 2048).
     objective : {"max", "min"}
         Whether positive data should have high (``"max"``) or low goodness.
     goodness : {"ssq", "sum"}
@@ -104,6 +110,7 @@ class FFNet:
         n_classes: int = 10,
         supervised: bool = True,
         image_shape=None,
+        local: str | None = None,
         objective: str = "max",
         goodness: str = "ssq",
         theta=None,
@@ -132,7 +139,19 @@ class FFNet:
             if self.label_code.positions.max() >= n_in:
                 raise ValueError(f"label positions do not fit in an input of size {n_in}")
         sizes = [int(n_in)] + hidden
-        self.layers = [Dense(a, b, rng, dtype) for a, b in zip(sizes[:-1], sizes[1:])]
+        self.local = local
+        if local is None:
+            self.layers = [Dense(a, b, rng, dtype) for a, b in zip(sizes[:-1], sizes[1:])]
+        elif local == "paper":
+            fields = paper_local_architecture(image_shape or (28, 28))
+            if [f.n_out for f in fields] != hidden or fields[0].n_in != n_in:
+                raise ValueError(
+                    f"the paper's local architecture is {n_in} -> "
+                    f"{[f.n_out for f in fields]}, got hidden={hidden}"
+                )
+            self.layers = [Masked.from_fields(f, rng, dtype) for f in fields]
+        else:
+            raise ValueError(f"unknown local architecture {local!r}: expected 'paper'")
         if theta is None:
             theta = [float(h) for h in hidden]
         elif np.isscalar(theta):
@@ -169,6 +188,7 @@ class FFNet:
             "n_classes": self.n_classes,
             "supervised": self.supervised,
             "image_shape": list(self.image_shape) if self.image_shape else None,
+            "local": self.local,
             "label_positions": self.label_code.positions.tolist() if self.supervised else None,
             "label_strength": self.label_code.strength if self.supervised else None,
             "objective": self.objective,
@@ -198,6 +218,7 @@ class FFNet:
             n_classes=cfg["n_classes"],
             supervised=supervised,
             image_shape=cfg.get("image_shape"),
+            local=cfg.get("local"),
             objective=cfg["objective"],
             goodness=cfg.get("goodness", "ssq"),  # runs saved before the option existed
             theta=cfg["theta"],

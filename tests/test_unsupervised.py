@@ -109,3 +109,30 @@ def test_unsupervised_experiment_end_to_end(tmp_path, capsys):
     assert (
         json.loads(capsys.readouterr().out)["test_error_softmax"] == metrics["test_error_softmax"]
     )
+
+
+def test_local_architecture_trains_and_keeps_weights_off_the_fields_zero():
+    net = FFNet(
+        784,
+        [2048, 1980, 2048],
+        np.random.default_rng(0),
+        supervised=False,
+        local="paper",
+        peer_strength=0.03,
+    )
+    x, labels = _batch(8)
+    for _ in range(2):
+        net.train_step_unsupervised(
+            x.astype(np.float32),
+            labels,
+            np.random.default_rng(1),
+            SGD(0.01, 0.9, 0.9, 1e-3),
+            SGD(0.1),
+        )
+    for layer in net.layers:
+        assert np.all(layer.W[layer.mask == 0] == 0)
+        assert np.any(layer.W[layer.mask == 1] != 0)
+    with pytest.raises(ValueError, match="local architecture"):
+        FFNet(784, [100], np.random.default_rng(0), supervised=False, local="paper")
+    cfg = net.config()
+    assert cfg["local"] == "paper" and FFNet.from_config(cfg).layers[1].mask.shape == (2048, 1980)

@@ -445,6 +445,44 @@ class LabelledTask:
 
 
 # ----------------------------------------------------------------------------- experiments
+def softmax_errors(model, x_test, y_test) -> dict:
+    """The readout's test error (an unsupervised net has no goodness classifier)."""
+    return {"test_error_softmax": error_rate(model.predict_softmax(x_test), y_test)}
+
+
+class UnsupervisedTask(LabelledTask):
+    """Train an unsupervised :class:`~ff_numpy.model.FFNet` (a :class:`train.Task`).
+
+    Parameters
+    ----------
+    model : FFNet
+        Built with ``supervised=False``.
+    x_train, y_train, x_val, y_val, x_test, y_test : ndarray
+        The data splits; the labels reach only the readout.
+    opt, readout_opt : Optimizer
+    track_test : bool
+    """
+
+    optimizers = ("opt", "readout_opt")
+    test_errors = staticmethod(softmax_errors)
+
+    def __init__(self, model, x_train, y_train, x_val, y_val, x_test, y_test, opt,
+                 readout_opt, track_test=False):  # fmt: skip
+        super().__init__(model, x_train, y_train, x_val, y_val, x_test, y_test, track_test)
+        self.opt, self.readout_opt = opt, readout_opt
+
+    def train_batch(self, idx, rng, lr_scale):
+        return self.model.train_step_unsupervised(
+            self.x_train[idx], self.y_train[idx], rng, self.opt, self.readout_opt, lr_scale
+        )
+
+    def evaluate(self, epoch, n_epochs):
+        return {
+            f"{name}_error_softmax": error_rate(self.model.predict_softmax(x), y)
+            for name, x, y in self.eval_splits()
+        }
+
+
 class Experiment:
     """Base class of the paper experiments (see the module docstring).
 
