@@ -389,10 +389,7 @@ class FFNet:
         labels = check_labels(labels, self.n_classes, n_rows=B)
 
         # 1. Neutral-label pass: train the readout; its probabilities give hard negatives.
-        h = self.features(x)
-        loss_sm, dL_dV, dL_dc, q = self.readout.loss_and_grads(h, labels)
-        readout_opt.step("readout.V", self.readout.V, dL_dV, lr_scale)
-        readout_opt.step("readout.c", self.readout.c, dL_dc, lr_scale, decay=False)
+        loss_sm, q = self._train_readout(self.features(x), labels, readout_opt, lr_scale)
 
         # 2. Negative labels: never the true one.
         if negatives == "hard":
@@ -450,10 +447,16 @@ class FFNet:
         feats = {}
         losses = self.ff_sweep(X, B, rng, opt, lr_scale, features=feats)
         h = np.concatenate([feats[i] for i in self.score_layers], axis=1)
-        loss_sm, dL_dV, dL_dc, _ = self.readout.loss_and_grads(h, labels)
+        loss_sm, _ = self._train_readout(h, labels, readout_opt, lr_scale)
+        return {"softmax": loss_sm, **losses}
+
+    def _train_readout(self, h, labels, readout_opt, lr_scale) -> tuple[float, np.ndarray]:
+        """One step of the softmax readout on features ``h``; returns its loss and the
+        class probabilities before the step. No gradient leaves the readout."""
+        loss, dL_dV, dL_dc, q = self.readout.loss_and_grads(h, labels)
         readout_opt.step("readout.V", self.readout.V, dL_dV, lr_scale)
         readout_opt.step("readout.c", self.readout.c, dL_dc, lr_scale, decay=False)
-        return {"softmax": loss_sm, **losses}
+        return loss, q
 
     def ff_sweep(self, X, B, rng, opt, lr_scale, features=None) -> dict[str, float]:
         """Update every layer from its own objective, in one forward sweep.

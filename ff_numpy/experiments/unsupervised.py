@@ -36,10 +36,21 @@ class Unsupervised(Experiment):
         *("peer_strength", "score_layers", "train_size", "track_test", "seed"),
     )
     test_errors = staticmethod(softmax_errors)
+    # What a variant (e.g. the locally connected net of footnote 8) changes:
+    default_hidden = (2000, 2000, 2000, 2000)
+    default_epochs = 100
+    local = None  # FFNet(local=...): None for dense layers
+    shape_helps = None  # help texts replacing those of add_run_shape_arguments
 
-    @staticmethod
-    def add_arguments(p: argparse.ArgumentParser) -> None:
-        add_run_shape_arguments(p, hidden=[2000, 2000, 2000, 2000], epochs=100, track_test=True)
+    @classmethod
+    def add_arguments(cls, p: argparse.ArgumentParser) -> None:
+        add_run_shape_arguments(
+            p,
+            hidden=list(cls.default_hidden),
+            epochs=cls.default_epochs,
+            track_test=True,
+            helps=cls.shape_helps,
+        )
         add_ff_arguments(p, lr=0.003, exclude=("negatives",))
         p.add_argument(
             "--score-layers",
@@ -61,7 +72,7 @@ class Unsupervised(Experiment):
     def build(cls, args, data):
         """The model and task for ``args`` on ``data`` (an :class:`ff_numpy.data.MNIST`)."""
         score = cls.resolved_options(args)["score_layers"]
-        model = make_ffnet(args, 784, supervised=False, score_layers=score)
+        model = make_ffnet(args, 784, supervised=False, score_layers=score, local=cls.local)
         opt, readout_opt = make_ff_optimizers(args)
         task = UnsupervisedTask(
             model, *splits(data, args.train_size), opt, readout_opt, args.track_test
