@@ -89,7 +89,6 @@ class Dense:
         self,
         y: np.ndarray,
         dL_dG: np.ndarray,
-        extra_dL_da: np.ndarray | None = None,
         kind: str = "ssq",
     ) -> np.ndarray:
         r"""Derivative of :math:`\sum_n L_n` with respect to the pre-activations.
@@ -107,9 +106,6 @@ class Dense:
         dL_dG : ndarray, shape (B,)
             Derivative of each row's loss with respect to its goodness (scale it by
             ``1/B`` for a mean).
-        extra_dL_da : ndarray, shape (B, n_out) or (n_out,), optional
-            A derivative added *after* the ReLU's derivative is applied, so it reaches
-            inactive units too (peer normalisation, footnote 9).
         kind : {"ssq", "sum"}
             The goodness (:func:`ff_numpy.goodness.goodness`).
 
@@ -128,8 +124,6 @@ class Dense:
             dL_da = (y > 0) * dL_dG[:, None].astype(y.dtype, copy=False)
         else:
             raise ValueError(f"unknown goodness {kind!r}: expected 'ssq' or 'sum'")
-        if extra_dL_da is not None:
-            dL_da += extra_dL_da
         return dL_da
 
     def local_grads(
@@ -137,7 +131,6 @@ class Dense:
         x: np.ndarray,
         y: np.ndarray,
         dL_dG: np.ndarray,
-        extra_dL_da: np.ndarray | None = None,
         kind: str = "ssq",
     ) -> tuple[np.ndarray, np.ndarray]:
         r"""Closed-form gradient of :math:`\sum_n L_n` with respect to ``W`` and ``b``.
@@ -160,8 +153,6 @@ class Dense:
         y : ndarray, shape (B, n_out)
             The layer's output from :meth:`forward`.
         dL_dG : ndarray, shape (B,)
-        extra_dL_da : ndarray, optional
-            See :meth:`dL_da`.
         kind : {"ssq", "sum"}
             The goodness.
 
@@ -170,11 +161,13 @@ class Dense:
         dL_dW : ndarray, shape (n_in, n_out)
         dL_db : ndarray, shape (n_out,)
         """
-        dL_da = self.dL_da(y, dL_dG, extra_dL_da, kind)
+        dL_da = self.dL_da(y, dL_dG, kind)
         # a = x W + b  =>  dL/dW = x^T dL/da,  dL/db = sum over rows of dL/da
-        dL_dW = blas.matmul_tn(x, dL_da, np.empty_like(self.W))  # (n_in, B) @ (B, n_out)
-        dL_db = dL_da.sum(axis=0)
-        return dL_dW, dL_db
+        return self.weight_grad(x, dL_da), dL_da.sum(axis=0)
+
+    def weight_grad(self, x: np.ndarray, dL_da: np.ndarray) -> np.ndarray:
+        """``dL/dW = x^T dL/da``: (n_in, B) @ (B, n_out) -> (n_in, n_out)."""
+        return blas.matmul_tn(x, dL_da, np.empty_like(self.W))
 
     def update(self, opt, key: str, x: np.ndarray, dL_da: np.ndarray, lr_scale: float = 1.0):
         """One optimiser step of ``W`` and ``b`` from the local gradient of :meth:`dL_da`.
@@ -209,11 +202,6 @@ class Dense:
                     f"Dense.{name}: checkpoint has {src.shape}, layer has {target.shape}"
                 )
             target[...] = src
-
-
-def relu(a: np.ndarray) -> np.ndarray:
-    """ReLU, ``max(a, 0)``, with derivative 0 at ``a = 0``."""
-    return np.maximum(a, 0)
 
 
 class Masked(Dense):
@@ -379,44 +367,9 @@ class Masked(Dense):
     def weight_grad_reference(self, x: np.ndarray, dL_da: np.ndarray) -> np.ndarray:
         """The masked-dense weight gradient ``(x^T dL_da) * mask``:
         (n_in, B) @ (B, n_out) -> (n_in, n_out)."""
-        dL_dW = blas.matmul_tn(x, dL_da, np.empty_like(self.W))  # (n_in, B) @ (B, n_out)
+        dL_dW = super().weight_grad(x, dL_da)  # (n_in, B) @ (B, n_out)
         dL_dW *= self.mask  # a masked weight does not exist: its gradient is zero
         return dL_dW
-
-    def local_grads(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        dL_dG: np.ndarray,
-        extra_dL_da: np.ndarray | None = None,
-        kind: str = "ssq",
-    ) -> tuple[np.ndarray, np.ndarray]:
-        r"""Closed-form gradient of :math:`\sum_n L_n` with respect to ``W`` and ``b``.
-
-        .. math::
-            \frac{\partial L}{\partial W_{ij}} = M_{ij} \sum_n x_{ni}\,
-            \frac{\partial L_n}{\partial a_{nj}}, \qquad
-            \frac{\partial L}{\partial b_j} = \sum_n \frac{\partial L_n}{\partial a_{nj}}
-
-        with :math:`\partial L / \partial a` from :meth:`Dense.dL_da` (Eq. 3 in batch
-        form, restricted to the receptive fields).
-
-        Parameters
-        ----------
-        x : ndarray, shape (B, n_in)
-        y : ndarray, shape (B, n_out)
-        dL_dG : ndarray, shape (B,)
-        extra_dL_da : ndarray, optional
-        kind : {"ssq", "sum"}
-
-        Returns
-        -------
-        dL_dW : ndarray, shape (n_in, n_out)
-            Zero where ``mask == 0``.
-        dL_db : ndarray, shape (n_out,)
-        """
-        dL_da = self.dL_da(y, dL_dG, extra_dL_da, kind)  # (B, n_out)
-        return self.weight_grad(x, dL_da), dL_da.sum(axis=0)
 
     def update(self, opt, key: str, x: np.ndarray, dL_da: np.ndarray, lr_scale: float = 1.0):
         """One optimiser step of ``W`` (key ``key + ".W"``) and ``b`` (``key + ".b"``).
