@@ -128,6 +128,30 @@ class PeerNorm:
         self.rho = float(rho)
         self.mean = np.full(n, init, dtype=np.float64)
 
+    def penalty(self, mean: np.ndarray, xp=np) -> float:
+        r"""The peer penalty whose gradient the extra derivative is, on active units.
+
+        .. math::
+            P = \frac{\lambda}{2 (1 - \rho)} \sum_j (m_j - \bar m)^2,
+            \qquad m_j = \rho\, m_j^{\text{old}} + \frac{1 - \rho}{B} \sum_b y_{bj}
+
+        with ``mean`` the running means *after* this batch's update (a function of the
+        batch's positive activities :math:`y_{bj}`). Through the update,
+        :math:`\partial m_j / \partial y_{bj} = (1 - \rho) / B`, and the
+        :math:`\bar m` term drops out because :math:`\sum_j (m_j - \bar m) = 0`, so
+
+        .. math:: \frac{\partial P}{\partial a_{bj}}
+                  = \frac{\lambda}{B} (m_j - \bar m)\, [a_{bj} > 0],
+
+        the :meth:`dL_da` term per example of a batch-mean loss, where the ReLU is on.
+        The paper's rule adds the same term where the ReLU is *off* as well, which no
+        function's gradient does; ``tests/test_gradients.py`` checks the active units
+        against autograd of this penalty and the inactive ones against the rule.
+        ``xp`` is the array module (``autograd.numpy`` in the tests).
+        """
+        d = mean - xp.mean(mean)
+        return self.strength / (2.0 * (1.0 - self.rho)) * xp.sum(d * d)
+
     def update(self, y_pos: np.ndarray) -> None:
         """Fold a batch of positive-data activities ``y_pos``, shape (B, n), into the means."""
         self.mean *= self.rho

@@ -14,6 +14,8 @@ from gradcheck import AUTOGRAD_TOL, FD_TOL, assert_close, numerical_grad, sample
 
 from ff_numpy import goodness as gd
 from ff_numpy.layers import Dense
+from ff_numpy.model import FFNet
+from ff_numpy.optim import SGD
 from ff_numpy.readout import SoftmaxReadout
 
 autograd = pytest.importorskip("autograd", reason="the test extra (pip install -e .[test])")
@@ -182,3 +184,82 @@ def test_softmax_readout_grads_match_autograd_and_fd(seed):
 
     assert_close(dV.ravel(), numerical_grad(loss, ro.V), FD_TOL, "dL/dV vs finite differences")
     assert_close(dc, numerical_grad(loss, ro.c), FD_TOL, "dL/dc vs finite differences")
+
+
+# ----------------------------------------------------------------------------- peer norm
+def _peer_case(seed, objective):
+    """A one-layer float64 FFNet with peer normalisation, random running means, some
+    units dead on every positive row, and a batch of B positive then B negative rows."""
+    rng = np.random.default_rng(seed)
+    n_in, n_out, B = int(rng.integers(3, 7)), int(rng.integers(4, 9)), int(rng.integers(1, 5))
+    net = FFNet(n_in, [n_out], rng, supervised=False, objective=objective, theta=[float(n_out)],
+                peer_strength=float(rng.uniform(0.1, 1.0)), dtype=np.float64)  # fmt: skip
+    layer, peer = net.layers[0], net.peers[0]
+    layer.b[:] = rng.uniform(-0.5, 0.5, n_out)
+    layer.b[: n_out // 2] = -50.0  # dead units: the ones peer normalisation must revive
+    peer.mean[:] = rng.uniform(0.0, 1.0, n_out)
+    X = np.abs(rng.standard_normal((2 * B, n_in)))
+    return rng, net, X, B
+
+
+def _ref_peer_loss(W, b, X, B, theta, s, mean_old, peer, xp):
+    """Batch-mean FF loss plus the peer penalty of the updated running means."""
+    Y = xp.maximum(xp.dot(X, W) + b, 0.0)  # (2B, n_in) @ (n_in, n_out) -> (2B, n_out)
+    G = xp.sum(Y * Y, axis=1)
+    ff = xp.sum(xp.logaddexp(0.0, -s * (G - theta))) / B
+    m = peer.rho * mean_old + (1.0 - peer.rho) * xp.mean(Y[:B], axis=0)
+    return ff + peer.penalty(m, xp)
+
+
+@pytest.mark.parametrize("objective", ["max", "min"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_peer_normalisation_matches_autograd_on_active_units_and_the_rule_elsewhere(
+    objective, seed
+):
+    """Footnote 9. The weight step of :meth:`FFNet.ff_sweep` with peer normalisation is
+    autograd of (FF loss + :meth:`PeerNorm.penalty`) plus, on the units whose ReLU is
+    off, the paper's "pretend" term ``lambda (m_j - mean(m)) / B`` that no gradient has."""
+    rng, net, X, B = _peer_case(seed, objective)
+    layer, peer = net.layers[0], net.peers[0]
+    W0, b0, mean_old = layer.W.copy(), layer.b.copy(), peer.mean.copy()
+    s = gd.sign(np.arange(2 * B) < B, objective)
+    theta = net.theta[0]
+
+    net.ff_sweep(X.copy(), B, rng, SGD(1.0), 1.0)  # plain step, lr 1: W0 - W = dL/dW
+    ours_dW = W0 - layer.W
+
+    args = (b0, X, B, theta, s, mean_old, peer, anp)
+    ref_dW = autograd.grad(_ref_peer_loss, 0)(W0, *args)
+    # The stated rule on inactive units, from its definition, with the updated means.
+    A = X[:B] @ W0 + b0  # (B, n_in) @ (n_in, n_out) -> (B, n_out)
+    m = peer.rho * mean_old + (1 - peer.rho) * np.maximum(A, 0).mean(axis=0)
+    np.testing.assert_allclose(peer.mean, m, rtol=1e-12)
+    rule = (A <= 0) * (peer.strength * (m - m.mean()) / B)  # (B, n_out), off units only
+    pretend_dW = X[:B].T @ rule  # (n_in, B) @ (B, n_out) -> (n_in, n_out)
+    assert np.abs(pretend_dW[:, : layer.W.shape[1] // 2]).min() > 0  # dead units get pulled
+
+    assert_close(ours_dW - pretend_dW, ref_dW, AUTOGRAD_TOL, "peer step vs autograd")
+
+    def loss():
+        return float(_ref_peer_loss(W0, *args[:-1], np))
+
+    idx = sample_indices(W0.shape, 20, rng)
+    assert_close(
+        (ours_dW - pretend_dW)[tuple(np.array(idx).T)],
+        numerical_grad(loss, W0, idx),
+        FD_TOL,
+        "peer step vs finite differences",
+    )
+
+
+def test_peer_normalisation_revives_a_dead_unit():
+    """A unit that is off on every positive row still moves: its running mean is below
+    the layer's, so the pretended derivative raises its pre-activation."""
+    rng, net, X, B = _peer_case(0, "max")
+    layer, peer = net.layers[0], net.peers[0]
+    dead = 0  # bias -50: off everywhere
+    peer.mean[dead] = 0.0  # below the others' mean
+    before = X[:B] @ layer.W[:, dead] + layer.b[dead]
+    net.ff_sweep(X.copy(), B, rng, SGD(0.1), 1.0)
+    after = X[:B] @ layer.W[:, dead] + layer.b[dead]
+    assert np.all(after > before)
