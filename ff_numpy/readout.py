@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import log_softmax, softmax
+from tqdm.auto import tqdm
 
 from ff_numpy import blas
+from ff_numpy.optim import hold_then_linear, make_optimizer
 
 
 class SoftmaxReadout:
@@ -102,3 +104,67 @@ class SoftmaxReadout:
         dL_dV = blas.matmul_tn(h, dL_dz, np.empty_like(self.V))  # (n_feat, B) @ (B, C)
         dL_dc = dL_dz.sum(axis=0)
         return L, dL_dV, dL_dc, q
+
+
+def fit_readout(
+    h: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    *,
+    epochs: int = 20,
+    batch_size: int = 100,
+    lr: float = 0.1,
+    weight_decay: float = 0.003,
+    momentum: float = 0.9,
+    rng: np.random.Generator | None = None,
+    progress: bool = False,
+) -> SoftmaxReadout:
+    """Train a :class:`SoftmaxReadout` on fixed features (a frozen net's activities).
+
+    The readout that FF trains *during* training sees features that change as the hidden
+    layers learn; this one is fitted after training, on the final features, with the
+    same recipe (SGD with Hinton's momentum and dampening, weight decay on ``V``, the
+    hold-then-linear schedule). Fitting several of them on different sets of layers is
+    how to compare those sets (e.g. whether the first hidden layer helps, or which local
+    layers to read) without retraining the net.
+
+    Parameters
+    ----------
+    h : ndarray, shape (N, n_features)
+        The features, e.g. ``FFNet.features(x)`` or normalised activities concatenated.
+    labels : ndarray of int, shape (N,)
+    n_classes : int
+    epochs, batch_size, lr, weight_decay, momentum
+        The recipe (defaults: the FF experiments' readout settings, 20 epochs).
+    rng : numpy.random.Generator, optional
+        Batch order (default: seed 0).
+    progress : bool
+        Show a progress bar over the epochs.
+
+    Returns
+    -------
+    SoftmaxReadout
+    """
+    h = np.asarray(h)
+    labels = np.asarray(labels)
+    if h.ndim != 2 or labels.shape != (h.shape[0],):
+        raise ValueError(
+            f"fit_readout needs h of shape (N, n_features) and labels of shape (N,), "
+            f"got {h.shape} and {labels.shape}"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must lie in 0..{n_classes - 1}")
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    rng = np.random.default_rng(0) if rng is None else rng
+    readout = SoftmaxReadout(h.shape[1], n_classes, dtype=h.dtype)
+    opt = make_optimizer("sgd", lr, weight_decay, momentum)
+    for epoch in tqdm(range(epochs), desc="readout", unit="epoch", disable=not progress):
+        scale = hold_then_linear(epoch, epochs)
+        order = rng.permutation(h.shape[0])
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            _, dV, dc, _ = readout.loss_and_grads(h[idx], labels[idx])
+            opt.step("V", readout.V, dV, scale)
+            opt.step("c", readout.c, dc, scale, decay=False)
+    return readout

@@ -12,6 +12,7 @@ from ff_numpy import cli
 from ff_numpy.data import find_data_dir
 
 TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
+BENCHMARKS = TUTORIALS.parent / "benchmarks"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 QUICK_BUDGET = 40.0  # seconds a tutorial's quick run may take on 2 cores
 SLACK = 20.0  # CI machines may be loaded
@@ -57,10 +58,11 @@ def interrupted_after(task_class: type, n_batches: int):
         yield
 
 
-def load_tutorial(stem: str):
-    """Import ``tutorials/<stem>.py`` as a module (its ``main`` is not run)."""
-    path = TUTORIALS / f"{stem}.py"
-    spec = importlib.util.spec_from_file_location(f"tutorial_{stem}", path)
+def load_tutorial(stem: str, folder: Path = TUTORIALS):
+    """Import ``tutorials/<stem>.py`` (or ``folder/<stem>.py``) as a module (its ``main``
+    is not run)."""
+    path = folder / f"{stem}.py"
+    spec = importlib.util.spec_from_file_location(f"{folder.name}_{stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradcheck import AUTOGRAD_TOL, assert_close
+from helpers import BENCHMARKS, assert_png, load_tutorial
 
 from ff_numpy import checkpoint
 from ff_numpy.model import FFNet
@@ -110,6 +111,19 @@ def test_unsupervised_experiment_end_to_end(tmp_path, capsys):
         json.loads(capsys.readouterr().out)["test_error_softmax"] == metrics["test_error_softmax"]
     )
 
+    # Readouts on the frozen net, one per set of layers (benchmarks/readout_layers.py).
+    bench = load_tutorial("readout_layers", BENCHMARKS)
+    bench.main([str(out), "--subsets", "1 2", "0,1,2", "--epochs", "2"])
+    result = json.loads((out / "readout_layers.json").read_text())
+    assert [r["layers"] for r in result["rows"]] == [[1, 2], [0, 1, 2]]
+    assert all(r["val_error"] < 0.5 and r["test_error"] < 0.5 for r in result["rows"])
+    assert result["best"] == min(result["rows"], key=lambda r: r["val_error"])
+    assert_png(out / "readout_layers.png")
+    with pytest.raises(ValueError, match="0..2"):
+        bench.main([str(out), "--subsets", "1 3"])
+    assert bench.default_subsets(3) == [(0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2)]
+    assert bench.default_subsets(4) == [(3,), (2, 3), (1, 2, 3), (0, 1, 2, 3)]
+
 
 def test_local_architecture_trains_and_keeps_weights_off_the_fields_zero():
     net = FFNet(
@@ -136,3 +150,20 @@ def test_local_architecture_trains_and_keeps_weights_off_the_fields_zero():
         FFNet(784, [100], np.random.default_rng(0), supervised=False, local="paper")
     cfg = net.config()
     assert cfg["local"] == "paper" and FFNet.from_config(cfg).layers[1].mask.shape == (2048, 1980)
+
+
+def test_fit_readout_learns_fixed_features_and_checks_its_input():
+    from ff_numpy.readout import fit_readout
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((3, 5)) * 3
+    y = rng.integers(0, 3, size=600)
+    h = centres[y] + rng.standard_normal((600, 5))
+    readout = fit_readout(h[:500], y[:500], 3, epochs=5, rng=np.random.default_rng(1))
+    assert np.mean(readout.predict(h[500:]) != y[500:]) < 0.05
+    again = fit_readout(h[:500], y[:500], 3, epochs=5, rng=np.random.default_rng(1))
+    np.testing.assert_array_equal(readout.V, again.V)  # seeded: same batches, same readout
+    with pytest.raises(ValueError, match="labels must lie"):
+        fit_readout(h, y + 1, 3)
+    with pytest.raises(ValueError, match="shape"):
+        fit_readout(h, y[:10], 3)
