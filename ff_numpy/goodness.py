@@ -85,6 +85,42 @@ def goodness(y: np.ndarray, kind: str = "ssq") -> np.ndarray:
     return y.sum(axis=1)
 
 
+def grouped_goodness(y: np.ndarray, starts: np.ndarray, kind: str = "ssq") -> np.ndarray:
+    r"""Goodness of each *group* of adjacent units: one per location of a local layer.
+
+    .. math:: G_{ng} = \sum_{j \in g} y_{nj}^2 \quad (\texttt{"ssq"}), \qquad
+              G_{ng} = \sum_{j \in g} y_{nj} \quad (\texttt{"sum"})
+
+    Parameters
+    ----------
+    y : ndarray, shape (B, n)
+    starts : ndarray of int, shape (n_groups,)
+        First unit of each group, increasing from 0; group ``g`` is units
+        ``starts[g]:starts[g + 1]`` (the last runs to ``n``).
+    kind : {"ssq", "sum"}
+
+    Returns
+    -------
+    G : ndarray, shape (B, n_groups)
+
+    Notes
+    -----
+    Each group's loss depends only on its own units, so
+    :math:`\partial L / \partial y_{nj} = \partial L_{n g(j)} / \partial G_{n g(j)}
+    \cdot \partial G / \partial y_{nj}`: spread the (B, n_groups) derivative over the
+    units with :func:`spread` and hand it to :meth:`ff_numpy.layers.Dense.dL_da`.
+    """
+    check_kind(kind)
+    v = y * y if kind == "ssq" else y
+    return np.add.reduceat(v, starts, axis=1)
+
+
+def spread(dL_dG: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
+    """Each group's value repeated over its units: (B, n_groups) -> (B, n)."""
+    sizes = np.diff(np.append(starts, n))
+    return np.repeat(dL_dG, sizes, axis=1)
+
+
 def sign(is_positive: np.ndarray, objective: str = "max") -> np.ndarray:
     r"""The sign :math:`s` of the layer loss: +1 where ``G`` should exceed ``theta``.
 

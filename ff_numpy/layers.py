@@ -103,9 +103,11 @@ class Dense:
         ----------
         y : ndarray, shape (B, n_out)
             The layer's output from :meth:`forward`.
-        dL_dG : ndarray, shape (B,)
+        dL_dG : ndarray, shape (B,) or (B, n_out)
             Derivative of each row's loss with respect to its goodness (scale it by
-            ``1/B`` for a mean).
+            ``1/B`` for a mean); or, for goodness per group of units
+            (:func:`ff_numpy.goodness.grouped_goodness`), the derivative with respect to
+            the goodness of the group of each unit (:func:`ff_numpy.goodness.spread`).
         kind : {"ssq", "sum"}
             The goodness (:func:`ff_numpy.goodness.goodness`).
 
@@ -113,15 +115,17 @@ class Dense:
         -------
         dL_da : ndarray, shape (B, n_out)
         """
+        if dL_dG.ndim == 1:
+            dL_dG = dL_dG[:, None]  # one goodness per row: the same factor for every unit
         if kind == "ssq":
             # G = sum_j y_j^2  =>  dL/dy = dL/dG * 2 y
             # y = relu(a)      =>  dL/da = dL/dy * [a > 0]; y is 0 where a <= 0, so
             #                      2 y * dL/dG already is dL/da (ReLU'(0) = 0).
-            dL_da = y * (2 * dL_dG)[:, None].astype(y.dtype, copy=False)
+            dL_da = y * (2 * dL_dG).astype(y.dtype, copy=False)
         elif kind == "sum":
             # G = sum_j y_j    =>  dL/dy = dL/dG
             # y = relu(a)      =>  dL/da = dL/dG * [a > 0]  (y > 0 exactly where a > 0)
-            dL_da = (y > 0) * dL_dG[:, None].astype(y.dtype, copy=False)
+            dL_da = (y > 0) * dL_dG.astype(y.dtype, copy=False)
         else:
             raise ValueError(f"unknown goodness {kind!r}: expected 'ssq' or 'sum'")
         return dL_da

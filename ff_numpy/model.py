@@ -81,6 +81,12 @@ class FFNet:
         Whether positive data should have high (``"max"``) or low goodness.
     goodness : {"ssq", "sum"}
         Sum of squared activities (the paper) or of the activities (unsquared, Sec. 10).
+    goodness_per : {"layer", "location"}
+        Where the goodness is taken: over all of a layer's units (the paper's dense nets),
+        or, for locally connected layers, separately at every location (each location's
+        channels get their own Eq. 1 loss, with threshold ``theta * c / n`` for ``c`` of
+        the layer's ``n`` units); footnote 8 does not say which. Classification by
+        goodness sums the goodness over a layer either way.
     theta : float or sequence of float, optional
         Threshold of each layer; default the layer's number of units, which goes with
         the ``"rms"`` normalisation (Hinton's released code) and with ``"mean"`` for the
@@ -113,6 +119,7 @@ class FFNet:
         local: str | None = None,
         objective: str = "max",
         goodness: str = "ssq",
+        goodness_per: str = "layer",
         theta=None,
         norm: str | None = None,
         peer_strength: float = 0.0,
@@ -159,6 +166,7 @@ class FFNet:
         self.theta = [float(t) for t in theta]
         if len(self.theta) != len(hidden):
             raise ValueError(f"theta needs one value per layer ({len(hidden)}), got {theta}")
+        self._set_goodness_groups(goodness_per)
         self.peer_strength = float(peer_strength)
         self.peers = [PeerNorm(h, peer_strength) if peer_strength else None for h in hidden]
         if score_layers is None:
@@ -179,6 +187,27 @@ class FFNet:
                     f"width {hidden[l] if 0 <= l < len(hidden) else '?'}, got width {box.n}"
                 )
 
+    def _set_goodness_groups(self, goodness_per: str) -> None:
+        """``group_starts[l]``: first unit of every location of layer ``l`` (None for a
+        goodness per layer), and ``group_theta[l]``: the threshold of every group."""
+        if goodness_per not in ("layer", "location"):
+            raise ValueError(f"goodness_per must be 'layer' or 'location', got {goodness_per!r}")
+        self.goodness_per = goodness_per
+        self.group_starts = [None] * len(self.layers)
+        self.group_theta = list(self.theta)
+        if goodness_per == "layer":
+            return
+        if self.local is None:
+            raise ValueError("goodness per location needs locally connected layers (local=...)")
+        for l, layer in enumerate(self.layers):
+            runs = sorted((start, stop) for _, start, stop in layer.groups)
+            starts = np.array([a for a, _ in runs])
+            if starts[0] != 0 or any(b != a for (_, b), (a, _) in zip(runs[:-1], runs[1:])):
+                raise ValueError(f"the locations of layer {l} do not tile its units")
+            sizes = np.diff(np.append(starts, layer.n_out))
+            self.group_starts[l] = starts
+            self.group_theta[l] = self.theta[l] * sizes / layer.n_out  # (n_groups,)
+
     # ------------------------------------------------------------------ config / state
     def config(self) -> dict:
         """Everything needed to rebuild the architecture (JSON-serialisable)."""
@@ -193,6 +222,7 @@ class FFNet:
             "label_strength": self.label_code.strength if self.supervised else None,
             "objective": self.objective,
             "goodness": self.goodness,
+            "goodness_per": self.goodness_per,
             "theta": self.theta,
             "norm": self.norm,
             "peer_strength": self.peer_strength,
@@ -221,6 +251,7 @@ class FFNet:
             local=cfg.get("local"),
             objective=cfg["objective"],
             goodness=cfg.get("goodness", "ssq"),  # runs saved before the option existed
+            goodness_per=cfg.get("goodness_per", "layer"),
             theta=cfg["theta"],
             norm=cfg["norm"],
             peer_strength=cfg["peer_strength"],
@@ -484,10 +515,16 @@ class FFNet:
         losses = {}
         for l, layer in enumerate(self.layers):
             Y = layer.forward(X)  # (2B, n_in) @ (n_in, n_out) -> (2B, n_out)
-            G = gd.goodness(Y, self.goodness)  # (2B,)
-            losses[f"layer{l}"] = float(gd.layer_loss(G, self.theta[l], s).sum() / B)
+            starts, theta = self.group_starts[l], self.group_theta[l]
+            if starts is None:
+                G, s_l = gd.goodness(Y, self.goodness), s  # (2B,): one goodness per row
+            else:  # one goodness per location: (2B, n_groups), each with its own Eq. 1
+                G, s_l = gd.grouped_goodness(Y, starts, self.goodness), s[:, None]
+            losses[f"layer{l}"] = float(gd.layer_loss(G, theta, s_l).sum() / B)
             # Mean over the B examples of (positive loss + negative loss).
-            dL_dG = gd.dL_dG(G, self.theta[l], s) / B
+            dL_dG = gd.dL_dG(G, theta, s_l) / B
+            if starts is not None:
+                dL_dG = gd.spread(dL_dG, starts, layer.n_out)  # (2B, n_groups) -> (2B, n_out)
             dL_da = layer.dL_da(Y, dL_dG, kind=self.goodness)  # (2B, n_out)
             if self.peers[l] is not None:
                 # Peer normalisation (footnote 9): on positive rows, after ReLU'.

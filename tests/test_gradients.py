@@ -8,6 +8,8 @@ exactly 0 and the two agree.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from gradcheck import AUTOGRAD_TOL, FD_TOL, assert_close, numerical_grad, sample_indices
@@ -15,6 +17,7 @@ from gradcheck import AUTOGRAD_TOL, FD_TOL, assert_close, numerical_grad, sample
 from ff_numpy import goodness as gd
 from ff_numpy.layers import Dense
 from ff_numpy.model import FFNet
+from ff_numpy.norm import normalize
 from ff_numpy.optim import SGD
 from ff_numpy.readout import SoftmaxReadout
 
@@ -263,3 +266,44 @@ def test_peer_normalisation_revives_a_dead_unit():
     net.ff_sweep(X.copy(), B, rng, SGD(0.1), 1.0)
     after = X[:B] @ layer.W[:, dead] + layer.b[dead]
     assert np.all(after > before)
+
+
+# ----------------------------------------------------------------------------- per location
+@pytest.mark.parametrize("objective", ["max", "min"])
+@pytest.mark.parametrize("kind", ["ssq", "sum"])
+def test_goodness_per_location_step_matches_autograd_and_fd(objective, kind):
+    """Footnote 8's locally connected net with one Eq. 1 loss per location: the masked
+    weight step of the first two layers equals autograd (and finite differences) of
+    ``sum_locations softplus(-s (G_loc - theta_loc)) / B``, times the mask."""
+    rng = np.random.default_rng(3)
+    net = FFNet(784, [2048, 1980, 2048], rng, supervised=False, local="paper",
+                goodness_per="location", objective=objective, goodness=kind,
+                dtype=np.float64)  # fmt: skip
+    B = 2
+    X = normalize(np.abs(rng.standard_normal((2 * B, 784))), net.norm)
+    s = gd.sign(np.arange(2 * B) < B, objective)
+    old = [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
+    net.ff_sweep(X.copy(), B, rng, SGD(1.0), 1.0)
+
+    def loss(W, b, x, l):
+        Y = anp.maximum(anp.dot(x, W) + b, 0.0)  # (2B, n_in) @ (n_in, n_out) -> (2B, n_out)
+        v = Y * Y if kind == "ssq" else Y
+        bounds = [*net.group_starts[l], W.shape[1]]
+        G = anp.stack([anp.sum(v[:, a:z], axis=1) for a, z in zip(bounds[:-1], bounds[1:])], 1)
+        return anp.sum(anp.logaddexp(0.0, -s[:, None] * (G - net.group_theta[l]))) / B
+
+    x = X
+    for l in (0, 1):
+        layer, (W, b) = net.layers[l], old[l]
+        ours = W - layer.W
+        ref = autograd.grad(loss, 0)(W, b, x, l) * layer.mask
+        assert_close(ours, ref, AUTOGRAD_TOL, f"layer {l} per-location step vs autograd")
+        assert_close(b - layer.b, autograd.grad(loss, 1)(W, b, x, l), AUTOGRAD_TOL, "bias")
+        inside = np.argwhere(layer.mask > 0)
+        idx = [tuple(inside[i]) for i in rng.choice(len(inside), 12, replace=False)]
+        W_fd = W.copy()
+        f = functools.partial(loss, W_fd, b, x, l)  # binds this layer's arrays
+        num = numerical_grad(lambda f=f: float(f()), W_fd, idx)
+        assert_close(ours[tuple(np.array(idx).T)], num, FD_TOL, "vs finite differences")
+        assert np.all(layer.W[layer.mask == 0] == 0)
+        x = normalize(np.maximum(x @ W + b, 0), net.norm)  # what layer l + 1 saw

@@ -293,3 +293,20 @@ def test_one_shot_update_serves_a_masked_layer():
     layer.W += up.dW
     layer.b += up.db
     np.testing.assert_allclose(gd.goodness(layer.forward(u[None])), [3.0], rtol=1e-10)
+
+
+def test_goodness_per_location_is_checked_and_saved(tmp_path):
+    from ff_numpy.model import FFNet
+
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="locally connected"):
+        FFNet(784, [10, 10], rng, supervised=False, goodness_per="location")
+    with pytest.raises(ValueError, match="'layer' or 'location'"):
+        FFNet(784, [10, 10], rng, supervised=False, goodness_per="unit")
+    net = FFNet(784, [2048, 1980, 2048], rng, supervised=False, local="paper",
+                goodness_per="location")  # fmt: skip
+    assert [len(s) for s in net.group_starts] == [16, 9, 4]  # 4x4, 3x3, 2x2 locations
+    assert [float(t.sum()) for t in net.group_theta] == net.theta  # shares of theta
+    again = FFNet.from_config(net.config())
+    assert again.goodness_per == "location"
+    assert all(np.array_equal(a, b) for a, b in zip(again.group_starts, net.group_starts))

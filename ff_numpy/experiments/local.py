@@ -6,12 +6,20 @@ on normalised activities) with the paper's locally connected layers
 (:func:`ff_numpy.masks.paper_local_architecture`: a 4 x 4 grid of 10 x 10 fields with
 stride 6 and 128 channels, then a 3 x 3 grid with 220 channels and a 2 x 2 grid with 512
 channels, each unit seeing all channels of a 2 x 2 square of locations below), peer
-normalisation 0.03 and 60 epochs. Goodness is taken per layer (summed over all of a
-layer's locations); which layers feed the softmax is ``--score-layers`` (default: all
-three: the last three), to be chosen by validation error.
+normalisation 0.03 and 60 epochs.
+
+Footnote 8 leaves two choices open, made here by validation error (``docs/RESULTS.md``):
+
+* ``--goodness-per layer|location``: one goodness (and one Eq. 1 loss) per layer, summed
+  over all its locations, or one per location, over that location's channels, with the
+  threshold scaled to the location's share of the layer's units.
+* ``--score-layers``: which layers feed the softmax (default: all three). Compare sets
+  on a trained net without retraining it with ``benchmarks/readout_layers.py``.
 """
 
 from __future__ import annotations
+
+import argparse
 
 from ff_numpy.experiments import register
 from ff_numpy.experiments.unsupervised import Unsupervised
@@ -27,6 +35,21 @@ class Local(Unsupervised):
     default_epochs = 60
     local = "paper"
     shape_helps = {"hidden": "layer sizes of the local architecture (fixed: 2048 1980 2048)"}
+    config_keys = (*Unsupervised.config_keys, "goodness_per")
+
+    @classmethod
+    def add_arguments(cls, p: argparse.ArgumentParser) -> None:
+        super().add_arguments(p)
+        p.add_argument(
+            "--goodness-per",
+            choices=["layer", "location"],
+            default="layer",
+            help="one goodness per layer, or one per location of a layer (default: layer)",
+        )
+
+    @staticmethod
+    def model_options(args) -> dict:
+        return {"goodness_per": args.goodness_per}
 
     @staticmethod
     def check_args(args) -> None:

@@ -63,6 +63,11 @@ class Unsupervised(Experiment):
         )
 
     @staticmethod
+    def model_options(args) -> dict:
+        """Extra :class:`~ff_numpy.model.FFNet` keyword arguments of a variant."""
+        return {}
+
+    @staticmethod
     def resolved_options(args) -> dict:
         n = len(args.hidden)
         score = args.score_layers or list(range(max(0, n - 3), n))
@@ -72,7 +77,10 @@ class Unsupervised(Experiment):
     def build(cls, args, data):
         """The model and task for ``args`` on ``data`` (an :class:`ff_numpy.data.MNIST`)."""
         score = cls.resolved_options(args)["score_layers"]
-        model = make_ffnet(args, 784, supervised=False, score_layers=score, local=cls.local)
+        model = make_ffnet(
+            args, 784, supervised=False, score_layers=score, local=cls.local,
+            **cls.model_options(args),
+        )  # fmt: skip
         opt, readout_opt = make_ff_optimizers(args)
         task = UnsupervisedTask(
             model, *splits(data, args.train_size), opt, readout_opt, args.track_test
