@@ -45,6 +45,11 @@ def test_small_net_learns_mnist_within_a_minute(small_run):
     assert len(saved["history"]) == 5
     assert "val_error_softmax" in saved["history"][0]
     assert "val_error_goodness" in saved["history"][4]
+    for r in saved["history"]:  # CPU time of the batches: positive, at most threads x wall
+        assert 0 < r["train_cpu_seconds"] <= 8 * r["train_seconds"] + 0.1
+    assert metrics["total_train_cpu_seconds"] == sum(
+        r["train_cpu_seconds"] for r in saved["history"]
+    )
 
 
 @needs_mnist

@@ -72,6 +72,19 @@ def test_tutorial_05_records_curves_and_redraws_from_runs(quick_run, tmp_path):
     again = tutorial.main(["--from-runs", str(out / "ff"), str(out / "bp"), "--out", str(tmp_path)])
     assert_png(tmp_path / "ff_vs_backprop.png")
     assert again["ff"]["test_error_softmax"] == result["ff"]["test_error_softmax"]
+    assert result["ff"]["train_cpu_seconds"] > 0 and result["bp"]["train_cpu_seconds"] > 0
+    # Runs made before train_cpu_seconds existed still draw (two panels instead of three).
+    for tag in ("ff", "bp"):
+        (tmp_path / tag).mkdir()
+        m = json.loads((out / tag / "metrics.json").read_text())
+        for r in m["history"]:
+            del r["train_cpu_seconds"]
+        (tmp_path / tag / "metrics.json").write_text(json.dumps(m))
+    old = tutorial.main(
+        ["--from-runs", str(tmp_path / "ff"), str(tmp_path / "bp"), "--out", str(tmp_path)]
+    )
+    assert "train_cpu_seconds" not in old["ff"]
+    assert_png(tmp_path / "ff_vs_backprop.png")
 
 
 def test_tutorial_05_from_runs_rejects_swapped_folders(tmp_path):

@@ -89,7 +89,11 @@ DEFAULT_OUT = _SCRIPT.parent / "out" / _SCRIPT.stem
 # `track_test=True` makes each run evaluate the test set after every epoch, for the
 # curves. The training loop (`ff_numpy.train.fit`) records each epoch's `train_seconds`
 # (the batches only) and `seconds` (with the evaluations); the time axis uses
-# `train_seconds`, so evaluating more often does not make a method look slower.
+# `train_seconds`, so evaluating more often does not make a method look slower. It also
+# records `train_cpu_seconds`, the process's CPU time over the same batches: with one
+# BLAS thread (`OPENBLAS_NUM_THREADS=1`) that is the wall time the epoch would take on a
+# core of its own, which stays fair when something else shares the machine. When both
+# runs have it, the figure has a third panel against it.
 
 
 # %%
@@ -125,7 +129,7 @@ def load_metrics(run_dir, expected: str) -> dict:
     return metrics
 
 
-def curves(metrics: dict, kinds: dict) -> tuple[str, str, dict]:
+def curves(metrics: dict, kinds: dict) -> tuple[str, dict, dict]:
     """The per-epoch error curves of one run.
 
     Parameters
@@ -139,23 +143,28 @@ def curves(metrics: dict, kinds: dict) -> tuple[str, str, dict]:
     -------
     split : {"test", "validation"}
         Test errors if the run tracked them, else validation errors.
-    time_key : {"train_seconds", "seconds"}
+    clocks : dict
+        ``{"wall": key, "cpu": key}`` of the per-epoch times used: ``"train_seconds"``
+        (or ``"seconds"`` for old runs) and ``"train_cpu_seconds"`` (absent if the run
+        did not record it).
     curves : dict
-        ``{label: (epochs, cumulative seconds, errors)}``, arrays.
+        ``{label: (epochs, {clock: cumulative seconds}, errors)}``, arrays.
     """
     hist = metrics["history"]
     has_test = any(k.startswith("test_error") for r in hist for k in r)
     prefix, split = ("test_error", "test") if has_test else ("val_error", "validation")
-    time_key = "train_seconds" if all("train_seconds" in r for r in hist) else "seconds"
+    clocks = {"wall": "train_seconds" if all("train_seconds" in r for r in hist) else "seconds"}
+    if all("train_cpu_seconds" in r for r in hist):
+        clocks["cpu"] = "train_cpu_seconds"
     epochs = np.array([r["epoch"] for r in hist])
-    seconds = np.cumsum([r[time_key] for r in hist])
+    seconds = {c: np.cumsum([r[key] for r in hist]) for c, key in clocks.items()}
     out = {}
     for label, suffix in kinds.items():
         rows = [i for i, r in enumerate(hist) if prefix + suffix in r]
         if rows:
             err = np.array([hist[i][prefix + suffix] for i in rows])
-            out[label] = (epochs[rows], seconds[rows], err)
-    return split, time_key, out
+            out[label] = (epochs[rows], {c: t[rows] for c, t in seconds.items()}, err)
+    return split, clocks, out
 
 
 FF_KINDS = {"FF, softmax readout": "_softmax", "FF, goodness": "_goodness"}
@@ -169,37 +178,47 @@ STYLES = {
 
 # %%
 def draw(ff: dict, bp: dict, path: Path, title: str, paper_lines: bool) -> Path:
-    ff_split, ff_time, ff_curves = curves(ff, FF_KINDS)
-    bp_split, bp_time, bp_curves = curves(bp, BP_KINDS)
-    fig = Figure(figsize=(12, 4.5))
-    ax_e, ax_t = fig.subplots(1, 2, sharey=True)
-    for label, (e, s, err) in {**ff_curves, **bp_curves}.items():
+    ff_split, ff_clocks, ff_curves = curves(ff, FF_KINDS)
+    bp_split, bp_clocks, bp_curves = curves(bp, BP_KINDS)
+    clocks = [c for c in ("wall", "cpu") if c in ff_clocks and c in bp_clocks]
+    fig = Figure(figsize=(6 + 5 * len(clocks), 4.5))
+    ax_e, *ax_ts = fig.subplots(1, 1 + len(clocks), sharey=True)
+    for label, (e, secs, err) in {**ff_curves, **bp_curves}.items():
         split = ff_split if label.startswith("FF") else bp_split
         name = label if split == "test" else f"{label} ({split})"
         ms = 4 if len(e) <= 30 else 2
         ax_e.plot(e, 100 * err, ms=ms, label=name, **STYLES[label])
-        ax_t.plot(s, 100 * err, ms=ms, label=name, **STYLES[label])
+        for ax, c in zip(ax_ts, clocks):
+            ax.plot(secs[c], 100 * err, ms=ms, label=name, **STYLES[label])
     if paper_lines:  # the paper's final test errors, for reference
         for (label, e), colour in zip(PAPER.items(), ("C0", "C1")):
             ax_e.axhline(100 * e, color=colour, lw=0.8, ls=":", label=f"paper, {label}")
-            ax_t.axhline(100 * e, color=colour, lw=0.8, ls=":")
+            for ax in ax_ts:
+                ax.axhline(100 * e, color=colour, lw=0.8, ls=":")
     splits = {ff_split, bp_split}
     ylabel = "test error (%)" if splits == {"test"} else "error (%), test or validation"
     ax_e.set_ylabel(ylabel)
     ax_e.set_xlabel("epoch")
     ax_e.xaxis.set_major_locator(MaxNLocator(integer=True))
-    what = "training only" if {ff_time, bp_time} == {"train_seconds"} else "with evaluations"
-    ax_t.set_xlabel(f"cumulative wall-clock seconds ({what}, sum of each epoch's {ff_time})")
+    walls = {ff_clocks["wall"], bp_clocks["wall"]}
+    what = "training only" if walls == {"train_seconds"} else "with evaluations"
+    labels = {
+        "wall": f"cumulative wall-clock seconds ({what})",
+        "cpu": "cumulative CPU seconds of training (process time)",
+    }
+    titles = {"wall": "against training time", "cpu": "against CPU time"}
+    for ax, c in zip(ax_ts, clocks):
+        ax.set_xlabel(labels[c])
+        ax.set_title(titles[c])
+        ax.set_xlim(left=0)
     ax_e.set_yscale("log")
-    ax_t.set_xlim(left=0)
-    for ax in (ax_e, ax_t):
+    for ax in (ax_e, *ax_ts):
         ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
         ax.tick_params(axis="y", which="both", labelsize=7)
         ax.grid(True, which="both", alpha=0.3)
     ax_e.legend(fontsize=8)
     ax_e.set_title("against epochs")
-    ax_t.set_title("against training time")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -229,6 +248,8 @@ def summary(ff: dict, bp: dict) -> dict:
             "train_seconds": float(np.sum(secs)),
             "seconds_per_epoch": float(np.mean(secs)) if secs else float("nan"),
         }
+        if hist and all("train_cpu_seconds" in r for r in hist):
+            row["train_cpu_seconds"] = float(sum(r["train_cpu_seconds"] for r in hist))
         row.update({k: metrics[k] for k in keys if k in metrics})
         out[tag] = row
     cfg = ff.get("config", {})
