@@ -1,0 +1,171 @@
+"""Tutorials 06 (unsupervised FF, hybrid negatives), 07 (local receptive fields, peer
+normalisation) and 08 (jittered MNIST, Fig. 2).
+
+As in ``test_tutorials.py``: each tutorial is imported from its path (``tutorials/`` is
+not a package) and its ``main(["--quick", "--out", DIR, "--no-progress"])`` is called
+once (the ``quick_run`` fixture of ``conftest.py``); the tests check the figures, the
+time budget and numbers that would be wrong if the tutorial or the library were. They
+need the four MNIST files in ``$FF_NUMPY_DATA`` (CI sets it) or in the download cache;
+they are skipped otherwise. The parts of the tutorials that need no data (hybrid masks,
+the local masks and the fast path, the jitter gallery) are also tested without MNIST.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from helpers import assert_png, assert_quick_run, load_tutorial, needs_mnist
+
+from ff_numpy.negatives import N_BLUR
+
+QUICK_OPTIONS = ["--no-progress"]  # extra options of every quick run (conftest.quick_run)
+T06, T07, T08 = "06_unsupervised_hybrid_negatives", "07_local_receptive_fields", "08_jittered_mnist"
+
+
+@needs_mnist
+@pytest.mark.parametrize(
+    "stem, figures",
+    [
+        (
+            T06,
+            ["mask_blurring.png", "hybrid_gallery.png", "learning_curve.png", "readout_layers.png"],
+        ),
+        (T07, ["local_fields.png", "local_receptive_fields.png", "peer_norm.png"]),
+        (T08, ["jitter_gallery.png", "learning_curve.png", "receptive_fields.png"]),
+    ],
+)
+def test_quick_run_writes_figures_in_time(quick_run, stem, figures):
+    assert_quick_run(quick_run(stem), stem, figures)
+
+
+# ----------------------------------------------------------------------------- 06
+def check_masks(masks: dict) -> None:
+    assert masks["steps_equal_library"]  # the blurring written out = hybrid_masks
+    stats = masks["blur_stats"]
+    runs = [stats[k]["run_length"] for k in sorted(stats)]
+    assert runs == sorted(runs), runs  # more blurring, larger regions
+    assert stats[0]["run_length"] < 2.5  # random bits: runs of about 2
+    assert 5 < stats[N_BLUR]["run_length"] < 11  # a stroke to half a digit
+    assert 0.4 < stats[N_BLUR]["ones"] < 0.6
+
+
+def test_tutorial_06_masks_without_mnist(tmp_path):
+    check_masks(load_tutorial(T06).mask_demo(tmp_path))
+    assert_png(tmp_path / "mask_blurring.png")
+
+
+@needs_mnist
+def test_tutorial_06_hybrids_and_unsupervised_run(quick_run):
+    result, _, out = quick_run(T06)
+    check_masks(result["masks"])
+    hyb = result["hybrids"]
+    assert hyb["masks_binary"]
+    assert hyb["pixels_from_named_parent"] == 1.0  # each pixel from the parent the mask names
+    assert hyb["partner_is_self"] == 0  # two different parents
+    assert hyb["differs_from_both_parents"] > 0.9
+    assert 0.4 < hyb["ones_fraction"] < 0.6
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert config["experiment"] == "unsupervised" and len(config["hidden"]) == 4
+    assert config["score_layers"] == [1, 2, 3]  # the last three layers by default
+    assert result["test_error_softmax"] < 0.5  # chance is 0.9
+
+
+@needs_mnist
+def test_tutorial_06_readout_comparison(quick_run):
+    result, _, _ = quick_run(T06)
+    rows = result["readout_rows"]
+    assert [r["layers"] for r in rows] == [[1, 2, 3], [0, 1, 2, 3]]
+    for r in rows:
+        for key in ("val_error", "test_error"):
+            assert 0 <= r[key] < 0.5 and math.isfinite(r[key]), f"{r['layers']} {key}"
+    assert result["best_layers"] == min(rows, key=lambda r: r["val_error"])["layers"]
+
+
+# ----------------------------------------------------------------------------- 07
+def check_architecture(arch: dict) -> None:
+    assert arch["masks_binary"] and arch["fan_in_equals_field"] and arch["footprints_square"]
+    layers = arch["layers"]
+    # Pixels seen by one unit: 10 x 10, then 6 + 10 = 16, then 2 * 6 + 10 = 22.
+    assert [l["pixels_seen"] for l in layers] == [[(10, 10)], [(16, 16)], [(22, 22)]]
+    assert [l["fan_in"] for l in layers] == [100, 2 * 2 * 128, 2 * 2 * 220]
+    assert [l["units"] for l in layers] == [2048, 1980, 2048]
+    for l in layers:
+        assert l["flops_fraction"] == pytest.approx(l["ones"])  # MACs only where the mask is 1
+
+
+def check_fast_path(rows: list) -> None:
+    assert len(rows) == 3
+    for r in rows:
+        assert r["forward_rel_diff"] < 1e-5, r
+        assert r["grad_rel_diff"] < 1e-5, r
+        assert r["grad_outside_mask"] == 0.0, r
+
+
+def test_tutorial_07_masks_and_fast_path_without_mnist(tmp_path):
+    tutorial = load_tutorial(T07)
+    rng = np.random.default_rng(0)
+    x = (rng.random((50, 784)) * (rng.random((50, 784)) < 0.2)).astype(np.float32)
+    arch = tutorial.describe_architecture(x[0], tmp_path)
+    check_architecture(arch)
+    assert_png(tmp_path / "local_fields.png")
+    check_fast_path(tutorial.fast_path_check(arch["arch"], x))
+
+
+@needs_mnist
+def test_tutorial_07_local_run_and_peer_norm(quick_run):
+    result, _, out = quick_run(T07)
+    check_architecture(result)
+    check_fast_path(result["fast_path"])
+    assert result["weights_outside_fields"] == 0.0  # Masked keeps them zero while training
+    assert result["test_error_softmax"] < 0.5  # chance is 0.9
+    peer = result["peer"]
+    assert sorted(peer) == ["local", "local_no_peer"]
+    for folder, strength in (("local", 0.03), ("local_no_peer", 0.0)):
+        config = json.loads((out / folder / "metrics.json").read_text())["config"]
+        assert config["experiment"] == "local"
+        assert config["peer_strength"] == strength == peer[folder]["peer_strength"]
+        assert len(peer[folder]["dead_units"]) == 3
+        assert all(0 <= d < n for d, n in zip(peer[folder]["dead_units"], [2048, 1980, 2048]))
+        assert all(c > 0 and math.isfinite(c) for c in peer[folder]["cv"])
+
+
+# ----------------------------------------------------------------------------- 08
+def check_jitter(report: dict) -> None:
+    assert report["unmatched_copies"] == 0  # every copy is exactly one of the 25 shifts
+    assert report["shifts_seen"] == 25
+    assert report["min_count"] > 0
+    assert report["label_read_right_after"] == 25  # label written after the shift
+    assert report["label_read_right_before"] == 1  # before: only the zero shift reads right
+
+
+def test_tutorial_08_jitter_gallery_without_mnist(tmp_path):
+    x = np.zeros((28, 28), dtype=np.float32)
+    x[6:22, 9:12] = 1.0  # a bar, clear of the label row and of the borders
+    x[6:9, 9:20] = 0.5
+    check_jitter(load_tutorial(T08).jitter_demo(x.reshape(-1), 3, tmp_path))
+    assert_png(tmp_path / "jitter_gallery.png")
+
+
+@needs_mnist
+def test_tutorial_08_jittered_run(quick_run):
+    result, _, out = quick_run(T08)
+    check_jitter(result["jitter"])
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert config["experiment"] == "supervised" and config["jitter"] == 2
+    assert result["test_error_softmax"] < 0.5
+    assert result["test_error_goodness"] < 0.9  # below chance
+    assert 0 < result["roughness"] < 1.5
+    assert result["label_weight_growth"] > 0
+
+
+@needs_mnist
+def test_tutorial_08_resume_of_a_finished_run_trains_nothing(quick_run):
+    result, _, out = quick_run(T08)
+    before = json.loads((out / "metrics.json").read_text())["history"]
+    again = load_tutorial(T08).main(["--quick", "--out", str(out), "--no-progress", "--resume"])
+    assert json.loads((out / "metrics.json").read_text())["history"] == before
+    for key in ("test_error_goodness", "test_error_softmax"):
+        assert again[key] == result[key]
