@@ -271,6 +271,23 @@ def summary(ff: dict, bp: dict) -> dict:
 
 
 # %%
+def runs_title(ff: dict, bp: dict) -> str:
+    """A title from two runs' configurations: the nets, epochs and training images."""
+
+    def net(cfg):
+        h = cfg.get("hidden") or []
+        return f"{len(h)} x {h[0]}" if h and len(set(h)) == 1 else str(h)
+
+    f, b = ff.get("config", {}), bp.get("config", {})
+    same = net(f) == net(b) and f.get("train_size") == b.get("train_size")
+    where = f"same net ({net(f)} hidden), " if same else f"FF {net(f)}, backprop {net(b)}, "
+    return (
+        f"{where}{f.get('train_size')} training images: FF {f.get('epochs')} epochs, "
+        f"backprop {b.get('epochs')} epochs"
+    )
+
+
+# %%
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     p.add_argument("--quick", action="store_true", help=f"small runs: {QUICK}, {QUICK_EPOCHS}")
@@ -303,7 +320,7 @@ def main(argv=None) -> dict:
     out = Path(opts.out)
     if opts.from_runs:
         ff_dir, bp_dir = opts.from_runs
-        title = f"FF ({ff_dir}) vs backprop ({bp_dir})"
+        title = None  # from the runs' configurations, below
     else:
         shared = dict(QUICK if opts.quick else FULL)
         shared.update(
@@ -320,6 +337,8 @@ def main(argv=None) -> dict:
         if opts.quick:
             title += "  (quick run: too small for conclusions)"
     ff, bp = load_metrics(ff_dir, FF), load_metrics(bp_dir, BP)
+    if title is None:
+        title = runs_title(ff, bp)
     figure = draw(ff, bp, out / FIGURE, title, paper_lines=not opts.quick)
     numbers = summary(ff, bp)
     if opts.quick:
