@@ -310,3 +310,7 @@ def test_goodness_per_location_is_checked_and_saved(tmp_path):
     again = FFNet.from_config(net.config())
     assert again.goodness_per == "location"
     assert all(np.array_equal(a, b) for a, b in zip(again.group_starts, net.group_starts))
+    from ff_numpy import experiments
+
+    assert experiments.default_args("local").goodness_per == "location"  # chosen on val.
+    assert "goodness_per" not in vars(experiments.default_args("unsupervised"))

@@ -12,7 +12,8 @@ Footnote 8 leaves two choices open, made here by validation error (``docs/RESULT
 
 * ``--goodness-per layer|location``: one goodness (and one Eq. 1 loss) per layer, summed
   over all its locations, or one per location, over that location's channels, with the
-  threshold scaled to the location's share of the layer's units.
+  threshold scaled to the location's share of the layer's units. Default ``location``:
+  it had the lower validation error in a short probe (``docs/RESULTS.md``).
 * ``--score-layers``: which layers feed the softmax (default: all three). Compare sets
   on a trained net without retraining it with ``benchmarks/readout_layers.py``.
 """
@@ -43,8 +44,9 @@ class Local(Unsupervised):
         p.add_argument(
             "--goodness-per",
             choices=["layer", "location"],
-            default="layer",
-            help="one goodness per layer, or one per location of a layer (default: layer)",
+            default="location",
+            help="one goodness per layer, or one per location of a layer (default: location, "
+            "chosen on validation error, docs/RESULTS.md)",
         )
 
     @staticmethod
