@@ -273,8 +273,8 @@ def test_default_args_and_resolved_learning_rate():
 
     args = experiments.default_args("backprop")
     assert args.hidden == [2000, 2000, 2000, 2000] and args.epochs == 20
-    assert args.batch_size == 100 and args.optimizer == "sgd" and args.weight_decay == 0.0
-    assert Backprop.config(args)["lr"] == 0.03
+    assert args.batch_size == 100 and args.optimizer == "sgd" and args.weight_decay == 5e-4
+    assert Backprop.config(args)["lr"] == 0.05
     adam = experiments.default_args("backprop", optimizer="adam")
     assert Backprop.config(adam)["lr"] == 0.001
     assert Backprop.config(experiments.default_args("backprop", lr=0.5))["lr"] == 0.5
@@ -303,7 +303,7 @@ def test_small_mlp_learns_mnist(small_run):
     for name in ("model.npz", "metrics.json", "learning_curve.png"):
         assert (out / name).stat().st_size > 0
     saved = json.loads((out / "metrics.json").read_text())
-    assert saved["config"]["experiment"] == "backprop" and saved["config"]["lr"] == 0.03
+    assert saved["config"]["experiment"] == "backprop" and saved["config"]["lr"] == 0.05
     assert saved["config"]["model"]["type"] == "mlp"
     assert saved["config"]["model"]["hidden"] == [100]
     hist = saved["history"]
