@@ -37,12 +37,6 @@ from ff_numpy.model import FFNet
 from ff_numpy.readout import fit_readout
 
 
-def layer_activities(model: FFNet, x: np.ndarray, batch_size: int = 1000) -> list[np.ndarray]:
-    """Normalised activities of every hidden layer, one (N, n_l) array per layer."""
-    parts = [model.sweep(x[i : i + batch_size], None)[1] for i in range(0, len(x), batch_size)]
-    return [np.concatenate([p[l] for p in parts]) for l in range(len(model.layers))]
-
-
 def default_subsets(n_layers: int) -> list[tuple[int, ...]]:
     """Every non-empty subset for up to three layers; else the last 1..n layers."""
     if n_layers <= 3:
@@ -68,7 +62,7 @@ def compare(model, data, train_size, subsets, epochs, seed=0, log=print) -> list
     x_tr, y_tr, x_val, y_val, x_te, y_te = splits(data, train_size)
     t0 = time.perf_counter()
     acts = {
-        name: layer_activities(model, x)
+        name: model.normalized_activities(x)
         for name, x in (("train", x_tr), ("val", x_val), ("test", x_te))
     }
     log(f"activities of {len(model.layers)} layers: {time.perf_counter() - t0:.0f} s")

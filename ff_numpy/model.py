@@ -341,6 +341,20 @@ class FFNet:
                 h = normalize(self.boxes[l](h, box_rng), self.norm)
         return ys, hs
 
+    def normalized_activities(
+        self, x: np.ndarray, labels=None, batch_size: int = 1000
+    ) -> list[np.ndarray]:
+        """Normalised activities of every layer for many rows, computed ``batch_size``
+        rows at a time: one array of shape (N, n_l) per layer, e.g. the features of
+        readouts fitted on a frozen net (:func:`ff_numpy.readout.fit_readout`)."""
+        x = check_matrix(x, "x", self.n_in)
+        out = [np.empty((len(x), n), dtype=self.dtype) for n in self.hidden]
+        for i in range(0, len(x), batch_size):
+            lab = None if labels is None else np.asarray(labels)[i : i + batch_size]
+            for o, h in zip(out, self.sweep(x[i : i + batch_size], lab)[1]):
+                o[i : i + batch_size] = h
+        return out
+
     def activities(self, x: np.ndarray, labels=None) -> list[np.ndarray]:
         """Activities ``y`` of every layer (before normalisation), shapes (B, n_l)."""
         return self.sweep(x, labels)[0]

@@ -265,3 +265,12 @@ def test_peer_normalisation_adds_the_stated_term_to_every_unit():
         expected = plain.layers[l].W - lr * np.outer(X[:B].sum(axis=0), term) / B
         np.testing.assert_allclose(peer.layers[l].W, expected, rtol=1e-10, atol=1e-12)
         X = normalize(Y)
+
+
+def test_normalized_activities_batches_equal_one_sweep():
+    net = _net(3)
+    x, labels = _batch(3, B=7)
+    whole = net.sweep(x, labels)[1]
+    for got, ref in zip(net.normalized_activities(x, labels, batch_size=3), whole):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-15)
+    assert [h.shape for h in net.normalized_activities(x)] == [(7, n) for n in net.hidden]

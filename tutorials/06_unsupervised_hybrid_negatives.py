@@ -250,11 +250,8 @@ def train(args: argparse.Namespace) -> dict:
 # %%
 def frozen_features(model: FFNet, x: np.ndarray, layers, batch_size: int = 1000) -> np.ndarray:
     """Normalised activities of ``layers`` concatenated, shape (N, sum of their sizes)."""
-    out = np.empty((len(x), sum(model.hidden[l] for l in layers)), dtype=model.dtype)
-    for i in range(0, len(x), batch_size):
-        hs = model.sweep(x[i : i + batch_size])[1]  # one forward pass, every layer
-        out[i : i + batch_size] = np.concatenate([hs[l] for l in layers], axis=1)
-    return out
+    hs = model.normalized_activities(x, batch_size=batch_size)  # one array per layer
+    return np.concatenate([hs[l] for l in layers], axis=1)
 
 
 def compare_readouts(model: FFNet, data, n_train: int, epochs: int, progress: bool) -> list:
