@@ -23,12 +23,6 @@ from ff_numpy.data import load_mnist
 from ff_numpy.model import FFNet
 
 
-def unit_means(model: FFNet, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
-    """Mean activity of every unit of every layer on positive data (true labels)."""
-    ys = model.activities(x, y)
-    return [a.mean(axis=0) for a in ys]
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--hidden", type=int, nargs="+", default=[1000, 1000, 1000])
@@ -49,7 +43,7 @@ def main(argv=None):
         )  # fmt: skip
         metrics = experiments.get("supervised").run(run)
         model = FFNet.load(args.out / f"peer_{strength}" / "model.npz")
-        means = unit_means(model, xv, yv)
+        means = model.unit_means(xv, yv)
         results[strength] = {
             "test_error_goodness": metrics["test_error_goodness"],
             "test_error_softmax": metrics["test_error_softmax"],

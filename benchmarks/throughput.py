@@ -13,6 +13,12 @@ Run with nothing else on the machine::
 
     python benchmarks/throughput.py                 # batch 100 and 1000, both cores
     python benchmarks/throughput.py --threads 1     # one core
+    python benchmarks/throughput.py --model recurrent --batch-sizes 100
+
+``--model recurrent`` times the training step of the recurrent net of Fig. 3
+(784-2000-2000-10, 8 iterations) the same way, counting every matrix product the
+implementation performs (:func:`recurrent_products`) and comparing with bare GEMMs on
+exactly those shapes.
 
 Takes about a minute.
 """
@@ -86,6 +92,130 @@ def train_rate(batch: int, seconds: float, readout: bool, negatives: str) -> flo
     return _repeat(lambda: net.train_step(x, y, rng, opt, ro_opt, 1.0, negatives), seconds)
 
 
+# ----------------------------------------------------------------------------- recurrent
+REC_HIDDEN = [2000, 2000]
+REC_ITERATIONS = 8
+
+
+def recurrent_products(batch: int, sizes, n_classes: int, iterations: int) -> list[tuple]:
+    """Every matrix product of one recurrent training step, as ``(kind, m, k, n)``:
+    ``"nn"`` is (m, k) @ (k, n), ``"tn"`` is (k, m)^T @ (k, n) (a weight gradient).
+
+    ``sizes`` is ``[n_in, n_1, ..., n_L]``. Counted as the implementation performs them
+    (:meth:`ff_numpy.recurrent.RecurrentFFNet.train_step`): the label-free initial pass
+    on the B images (which also gives the image term ``X W_up_1``, computed once), the
+    readout's forward and gradient, at every iteration the top-down product of every
+    layer and the bottom-up product of every layer above the first on the 2B rows, and
+    one weight-gradient product per connection over the stacked iterations.
+    """
+    B, T, L = batch, iterations, len(sizes) - 1
+    hidden = sizes[1:]
+    above = hidden[1:] + [n_classes]
+    n_feat = sum(hidden)
+    prods = [("nn", B, a, b) for a, b in zip(sizes[:-1], sizes[1:])]  # initial pass
+    prods += [("nn", B, n_feat, n_classes), ("tn", n_feat, B, n_classes)]  # readout
+    for _ in range(T):
+        for l in range(L):
+            prods.append(("nn", 2 * B, above[l], hidden[l]))  # top-down
+            if l > 0:
+                prods.append(("nn", 2 * B, sizes[l], hidden[l]))  # bottom-up
+    prods.append(("tn", sizes[0], B, hidden[0]))  # image weights: X^T sum_t dL/da
+    for l in range(1, L):
+        prods.append(("tn", sizes[l], T * 2 * B, hidden[l]))  # W_up over stacked rows
+    for l in range(L - 1):
+        prods.append(("tn", above[l], T * 2 * B, hidden[l]))  # W_down over stacked rows
+    prods.append(("tn", n_classes, 2 * B, hidden[-1]))  # label weights
+    return prods
+
+
+def products_flops(prods) -> float:
+    """FLOPs of ``prods`` (2 per multiply-add)."""
+    return float(sum(2 * m * k * n for _, m, k, n in prods))
+
+
+def products_rate(prods, seconds: float, dtype=np.float32) -> float:
+    """FLOP/s of bare GEMMs on exactly ``prods`` (same BLAS as training)."""
+    rng = np.random.default_rng(0)
+    mats = []
+    for kind, m, k, n in prods:
+        if kind == "nn":
+            mats.append(
+                (
+                    kind,
+                    rng.random((m, k), dtype),
+                    rng.random((k, n), dtype),
+                    np.empty((m, n), dtype),
+                )
+            )
+        else:
+            mats.append(
+                (
+                    kind,
+                    rng.random((k, m), dtype),
+                    rng.random((k, n), dtype),
+                    np.empty((m, n), dtype),
+                )
+            )
+
+    def one():
+        for kind, a, b, c in mats:
+            if kind == "nn":
+                blas.matmul(a, b, out=c)
+            else:
+                blas.matmul_tn(a, b, c)
+
+    return products_flops(prods) * _repeat(one, seconds)
+
+
+def recurrent_rate(batch: int, seconds: float) -> float:
+    """Training steps per second of the 784-2000-2000 recurrent net (8 iterations)."""
+    from ff_numpy.recurrent import RecurrentFFNet
+
+    rng = np.random.default_rng(0)
+    net = RecurrentFFNet(N_IN, REC_HIDDEN, 10, rng, iterations=REC_ITERATIONS,
+                         loss_iterations=(1, REC_ITERATIONS))  # fmt: skip
+    opt = make_optimizer("sgd", 0.001, 0.001)
+    ro_opt = make_optimizer("sgd", 0.1, 0.003)
+    x = rng.random((batch, N_IN), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    return _repeat(lambda: net.train_step(x, y, rng, opt, ro_opt, 1.0, "hard"), seconds)
+
+
+def main_recurrent(args) -> dict:
+    """The recurrent training step's throughput and efficiency (``--model recurrent``)."""
+    sizes = [N_IN] + REC_HIDDEN
+    results = []
+    with threadpool_limits(limits=args.threads):
+        for B in args.batch_sizes:
+            prods = recurrent_products(B, sizes, 10, REC_ITERATIONS)
+            before = products_rate(prods, args.seconds / 2)
+            steps = recurrent_rate(B, args.seconds)
+            peak = max(before, products_rate(prods, args.seconds / 2))
+            achieved = steps * products_flops(prods)
+            row = {
+                "batch": B,
+                "images_per_s": steps * B,
+                "epoch_seconds_50k": 50_000 / (steps * B),
+                "step_gflop": products_flops(prods) / 1e9,
+                "step_gflops": achieved / 1e9,
+                "bare_gemm_gflops": peak / 1e9,
+                "efficiency": achieved / peak,
+            }
+            results.append(row)
+            print(
+                f"recurrent batch {B:5d}: {row['images_per_s']:7.1f} images/s "
+                f"({row['epoch_seconds_50k']:.0f} s per 50k epoch), "
+                f"{row['step_gflops']:.1f} GFLOP/s of {row['bare_gemm_gflops']:.1f} bare GEMM "
+                f"-> efficiency {100 * row['efficiency']:.1f}%",
+                flush=True,
+            )
+    return {
+        "net": f"{N_IN}-" + "-".join(map(str, REC_HIDDEN)) + "-10 recurrent",
+        "iterations": REC_ITERATIONS,
+        "results": results,
+    }
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[100, 1000])
@@ -94,7 +224,22 @@ def main(argv=None):
     p.add_argument("--negatives", choices=["random", "hard"], default="random")
     p.add_argument("--no-readout", action="store_true", help="time the FF layers alone")
     p.add_argument("--json", default=None, help="also write the results to this file")
+    p.add_argument(
+        "--model",
+        choices=["supervised", "recurrent"],
+        default="supervised",
+        help="the 4x2000 supervised net, or the 2x2000 recurrent net of Fig. 3",
+    )
     args = p.parse_args(argv)
+    if args.model == "recurrent":
+        info = main_recurrent(args)
+        info.update(threads=args.threads or "all", machine=platform.machine())
+        info["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(info, indent=2))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(info, f, indent=2)
+        return
 
     sizes = [N_IN] + HIDDEN
     results = []

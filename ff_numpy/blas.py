@@ -29,27 +29,42 @@ def _funcs(dtype, *names):
     return _blas.get_blas_funcs(names, dtype=dtype)
 
 
-def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``a @ b`` for 2-D arrays, written into ``out`` if given.
+def matmul(
+    a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, beta: float = 0.0
+) -> np.ndarray:
+    """``a @ b`` for 2-D arrays, written into ``out`` if given; with ``beta``,
+    ``out <- a @ b + beta * out`` (``beta=1`` adds the product to ``out``).
 
     Parameters
     ----------
     a : ndarray, shape (m, k)
     b : ndarray, shape (k, n)
     out : ndarray, shape (m, n), C-contiguous, optional
+        Required when ``beta != 0``.
+    beta : float
 
     Returns
     -------
     c : ndarray, shape (m, n)
     """
     a, b = _c(a), _c(b)
-    if a.dtype != b.dtype or a.dtype not in (np.float32, np.float64):
-        return np.matmul(a, b, out=out)
+    if beta != 0.0 and (out is None or not out.flags.c_contiguous):
+        raise ValueError("matmul with beta != 0 needs a C-contiguous out to add to")
+    if (
+        a.dtype != b.dtype
+        or a.dtype not in (np.float32, np.float64)
+        or (out is not None and out.dtype != a.dtype)
+    ):
+        if beta == 0.0:
+            return np.matmul(a, b, out=out)
+        out *= beta
+        out += a @ b
+        return out
     (gemm,) = _funcs(a.dtype, "gemm")
     if out is None:
         out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
     # (m, k) @ (k, n) -> (m, n), computed as c^T = b^T a^T on Fortran views
-    gemm(1.0, b.T, a.T, beta=0.0, c=out.T, overwrite_c=1)
+    gemm(1.0, b.T, a.T, beta=beta, c=out.T, overwrite_c=1)
     return out
 
 

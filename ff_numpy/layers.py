@@ -81,9 +81,30 @@ class Dense:
         -------
         y : ndarray, shape (B, n_out)
         """
-        a = blas.matmul(x, self.W, out=out)  # (B, n_in) @ (n_in, n_out) -> (B, n_out)
+        a = self.linear(x, out=out)  # (B, n_in) @ (n_in, n_out) -> (B, n_out)
         a += self.b
         return np.maximum(a, 0, out=a)  # y = relu(a), in place
+
+    def linear(
+        self, x: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False
+    ) -> np.ndarray:
+        r"""The weighted input :math:`x W` without bias or ReLU, or with ``accumulate``
+        :math:`out \leftarrow out + x W` (a unit fed by several layers, as in
+        :mod:`ff_numpy.recurrent`).
+
+        Parameters
+        ----------
+        x : ndarray, shape (B, n_in)
+        out : ndarray, shape (B, n_out), optional
+            Required with ``accumulate``.
+        accumulate : bool
+
+        Returns
+        -------
+        xW : ndarray, shape (B, n_out)
+        """
+        # (B, n_in) @ (n_in, n_out) -> (B, n_out), added to out in the GEMM itself
+        return blas.matmul(x, self.W, out=out, beta=1.0 if accumulate else 0.0)
 
     def dL_da(
         self,
@@ -313,13 +334,29 @@ class Masked(Dense):
         """
         if not self.fast:
             return self.forward_reference(x, out)
+        a = self.linear(x, out=out)  # the local path, zeros left out
+        a += self.b
+        return np.maximum(a, 0, out=a)  # y = relu(a), in place
+
+    def linear(
+        self, x: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False
+    ) -> np.ndarray:
+        """``x W`` (or ``out + x W`` with ``accumulate``), on the local path when
+        ``fast``: per location, (B, f) @ (f, c) -> (B, c)."""
+        if not self.fast:
+            return Dense.linear(self, x, out, accumulate)
+        if accumulate and out is None:
+            raise ValueError("linear(accumulate=True) needs the array to add to (out=...)")
         a = out if out is not None else np.empty((x.shape[0], self.n_out), self.W.dtype)
         for field, start, stop in self.groups:
             x_f = np.take(x, field, axis=1)  # (B, f): the field of this location
             W_f = self.W[field, start:stop]  # (f, c): its weights, zeros left out
-            a[:, start:stop] = blas.matmul(x_f, W_f)  # (B, f) @ (f, c) -> (B, c)
-        a += self.b
-        return np.maximum(a, 0, out=a)  # y = relu(a), in place
+            prod = blas.matmul(x_f, W_f)  # (B, f) @ (f, c) -> (B, c)
+            if accumulate:
+                a[:, start:stop] += prod
+            else:
+                a[:, start:stop] = prod
+        return a
 
     def forward_reference(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The masked-dense forward, ``relu(x @ W + b)`` with ``W`` zero outside the mask:

@@ -355,6 +355,19 @@ class FFNet:
                 o[i : i + batch_size] = h
         return out
 
+    def unit_means(self, x: np.ndarray, labels=None, batch_size: int = 1000) -> list[np.ndarray]:
+        """Mean activity ``y`` of every unit of every layer over the rows of ``x`` (with
+        ``labels`` written in, or the neutral label), computed ``batch_size`` rows at a
+        time: one float64 array of shape (n_l,) per layer (a unit that is never active
+        has mean 0; peer normalisation, footnote 9, keeps these means alike)."""
+        x = check_matrix(x, "x", self.n_in)
+        sums = [np.zeros(n) for n in self.hidden]
+        for i in range(0, len(x), batch_size):
+            lab = None if labels is None else np.asarray(labels)[i : i + batch_size]
+            for total, y in zip(sums, self.activities(x[i : i + batch_size], lab)):
+                total += y.sum(axis=0, dtype=np.float64)
+        return [total / max(len(x), 1) for total in sums]
+
     def activities(self, x: np.ndarray, labels=None) -> list[np.ndarray]:
         """Activities ``y`` of every layer (before normalisation), shapes (B, n_l)."""
         return self.sweep(x, labels)[0]

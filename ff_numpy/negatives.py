@@ -126,11 +126,12 @@ def random_wrong_labels(labels: np.ndarray, n_classes: int, rng: np.random.Gener
 
 
 def hard_wrong_labels(
-    probs: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+    probs: np.ndarray, labels: np.ndarray, rng: np.random.Generator, floor: float = 0.0
 ) -> np.ndarray:
     r"""A wrong label drawn in proportion to the model's probabilities (hard negatives).
 
-    .. math:: P(k) = \frac{q_k [k \ne t]}{\sum_{j \ne t} q_j}
+    .. math:: P(k) = (1 - f)\,\frac{q_k [k \ne t]}{\sum_{j \ne t} q_j}
+              + f\,\frac{[k \ne t]}{N - 1}
 
     Parameters
     ----------
@@ -139,6 +140,10 @@ def hard_wrong_labels(
     labels : ndarray of int, shape (B,)
         True labels; never returned.
     rng : numpy.random.Generator
+    floor : float
+        :math:`f` in [0, 1]: the share of uniform draws mixed in, so that every wrong
+        label keeps probability at least :math:`f / (N - 1)` however confident the
+        model is (0: pure hard negatives).
 
     Returns
     -------
@@ -151,6 +156,8 @@ def hard_wrong_labels(
     """
     B, N = probs.shape
     labels = check_labels(labels, N, n_rows=B)
+    if not 0.0 <= floor <= 1.0:
+        raise ValueError(f"floor must lie in [0, 1], got {floor}")
     w = np.array(probs, dtype=np.float64)
     w[~np.isfinite(w)] = 0.0
     np.maximum(w, 0.0, out=w)
@@ -161,6 +168,11 @@ def hard_wrong_labels(
         w[flat] = 1.0
         w[flat, labels[flat]] = 0.0
         total[flat] = N - 1
+    if floor > 0:  # renormalise over the wrong labels, then mix in the uniform draw
+        w *= (1.0 - floor) / total[:, None]
+        w += floor / (N - 1)
+        w[np.arange(B), labels] = 0.0
+        total = w.sum(axis=1)
     cdf = np.cumsum(w, axis=1)
     u = rng.random(B) * total
     wrong = (cdf <= u[:, None]).sum(axis=1)  # first index with cdf > u

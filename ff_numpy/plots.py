@@ -331,3 +331,66 @@ def plot_hybrid_gallery(x, hybrids, masks, partner, path, n: int = 6, image_shap
                 ax.set_title(titles[j], fontsize=9)
     fig.suptitle("hybrid negative images (Sec. 3.2, Fig. 1)", fontsize=10)
     return _save(fig, path)
+
+
+def plot_goodness_by_iteration(metrics, path) -> Path:
+    """Goodness per iteration of the recurrent net, for the correct label and for the
+    wrong ones (mean and one standard deviation over test images).
+
+    Parameters
+    ----------
+    metrics : dict or path
+        A recurrent run's ``metrics.json`` (with ``goodness_by_iteration``).
+    path : str or Path
+    """
+    metrics = load_metrics(metrics)
+    stats = metrics["goodness_by_iteration"]
+    cfg = metrics.get("config", {})
+    t = np.arange(1, len(stats["correct_mean"]) + 1)
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for key, label, color in (("correct", "correct label", "C0"), ("wrong", "wrong labels", "C3")):
+        mean, std = np.array(stats[f"{key}_mean"]), np.array(stats[f"{key}_std"])
+        ax.plot(t, mean, "o-", color=color, label=label)
+        ax.fill_between(t, mean - std, mean + std, color=color, alpha=0.2)
+    lo, hi = cfg.get("average_iterations", (3, 5))
+    ax.axvspan(lo - 0.5, hi + 0.5, color="gray", alpha=0.12, label=f"averaged ({lo}-{hi})")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("goodness (sum over scored layers)")
+    ax.set_xticks(t)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    ax.set_title(f"recurrent net, objective {cfg.get('objective', 'max')}: test images")
+    return _save(fig, path)
+
+
+def plot_error_by_window(metrics, path) -> Path:
+    """Test error of the recurrent net against the iterations whose goodness is
+    averaged: each single iteration, and the windows 1-2, 3-5 and 6-8.
+
+    Parameters
+    ----------
+    metrics : dict or path
+        A recurrent run's ``metrics.json`` (with ``error_by_window``).
+    path : str or Path
+    """
+    metrics = load_metrics(metrics)
+    errors = metrics["error_by_window"]
+    single = sorted(
+        (int(k.split("-")[0]), v) for k, v in errors.items() if k.split("-")[0] == k.split("-")[1]
+    )
+    windows = [(k, v) for k, v in errors.items() if k.split("-")[0] != k.split("-")[1]]
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    ax.plot([t for t, _ in single], [100 * v for _, v in single], "o-", label="one iteration")
+    for k, v in windows:
+        lo, hi = (int(i) for i in k.split("-"))
+        ax.hlines(100 * v, lo - 0.3, hi + 0.3, colors="C1", lw=3)
+        ax.annotate(f"{k}: {100 * v:.2f}%", ((lo + hi) / 2, 100 * v), ha="center", va="bottom")
+    ax.plot([], [], color="C1", lw=3, label="averaged window")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("test error (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    ax.set_title("classification by goodness: which iterations to average")
+    return _save(fig, path)

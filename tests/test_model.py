@@ -274,3 +274,16 @@ def test_normalized_activities_batches_equal_one_sweep():
     for got, ref in zip(net.normalized_activities(x, labels, batch_size=3), whole):
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-15)
     assert [h.shape for h in net.normalized_activities(x)] == [(7, n) for n in net.hidden]
+
+
+def test_unit_means_batches_equal_the_mean_of_one_sweep():
+    rng = np.random.default_rng(5)
+    net = FFNet(20, [7, 5], rng, n_classes=4, dtype=np.float64)
+    x = rng.random((23, 20))
+    y = rng.integers(0, 4, 23)
+    for labels in (None, y):
+        means = net.unit_means(x, labels, batch_size=4)  # 6 batches, the last one short
+        full = net.activities(x, labels)
+        assert [m.shape for m in means] == [(7,), (5,)]
+        for m, a in zip(means, full):
+            assert_close(m, a.mean(axis=0), 1e-12, "unit_means vs one sweep")

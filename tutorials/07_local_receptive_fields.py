@@ -306,20 +306,11 @@ def train(folder: str, opts, out: Path) -> dict:
 
 
 # %%
-def unit_means(model: FFNet, x: np.ndarray, batch_size: int = 1000) -> list[np.ndarray]:
-    """Mean activity of every unit of every layer over the images ``x``."""
-    sums = [np.zeros(n) for n in model.hidden]
-    for i in range(0, len(x), batch_size):
-        for s, y in zip(sums, model.activities(x[i : i + batch_size])):
-            s += y.sum(axis=0, dtype=np.float64)
-    return [s / len(x) for s in sums]
-
-
 def peer_comparison(models: dict, metrics: dict, x: np.ndarray, out: Path, quick: bool) -> dict:
     report, means = {}, {}
     print(f"\nmean activity of every unit on {len(x)} validation images:")
     for folder, model in models.items():
-        means[folder] = unit_means(model, x)
+        means[folder] = model.unit_means(x)
         report[folder] = {
             "peer_strength": PEER[folder],
             "dead_units": [int(np.sum(m == 0)) for m in means[folder]],
