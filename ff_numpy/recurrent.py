@@ -176,7 +176,11 @@ class RecurrentFFNet:
         read (``"rms"`` as in Hinton's code).
     peer_strength : float
         Peer normalisation (:class:`ff_numpy.norm.PeerNorm`) on the positive rows of every
-        loss iteration; 0 turns it off.
+        loss iteration; 0 turns it off. The rule's term :math:`\lambda (m_j - \bar m) / B`
+        is added to :math:`\partial L / \partial a` as in the feed-forward net, so with
+        damping it is :math:`1 / (1 - d)` times the gradient of
+        :meth:`~ff_numpy.norm.PeerNorm.penalty` through the damped state on active units
+        (the two agree at ``d = 0``).
     hard_floor : float
         Share of uniform draws mixed into the hard negative labels
         (:func:`ff_numpy.negatives.hard_wrong_labels`).
@@ -279,6 +283,8 @@ class RecurrentFFNet:
                 )
         self.peer_strength = float(peer_strength)
         self.peers = [PeerNorm(h, peer_strength) if peer_strength else None for h in hidden]
+        if not 0.0 <= hard_floor <= 1.0:
+            raise ValueError(f"hard_floor must lie in [0, 1], got {hard_floor}")
         self.hard_floor = float(hard_floor)
         if readout_layers is None:
             readout_layers = range(L)
@@ -420,7 +426,8 @@ class RecurrentFFNet:
 
     # ------------------------------------------------------------------ learning
     def unroll_grads(self, x, labels, wrong, trace=None) -> tuple[dict, dict]:
-        """The accumulated local gradients of one mini-batch (no update is made).
+        """The accumulated local gradients of one mini-batch (no weight is changed; with
+        peer normalisation on, the running means of the units are updated, as in training).
 
         Runs the initial pass and the damped iterations on ``B`` positive rows (image
         with its true label) and ``B`` negative rows (the same image with ``wrong``), and

@@ -187,9 +187,9 @@ class Recurrent(Experiment):
             "--loss-iterations",
             type=int,
             nargs=2,
-            default=[1, 8],
+            default=None,
             metavar=("FIRST", "LAST"),
-            help="iterations at which the FF objective is applied (default: 1 8)",
+            help="iterations at which the FF objective is applied (default: 1 to --iterations)",
         )
         p.add_argument(
             "--loss-after-label",
@@ -230,6 +230,21 @@ class Recurrent(Experiment):
             ("--hard-floor", args.hard_floor, 0 <= args.hard_floor <= 1, "in [0, 1]"),
             ("--eval-size", args.eval_size, args.eval_size >= 0, ">= 0"),
         )
+        T = args.iterations
+        for option, window in (
+            ("--loss-iterations", Recurrent.resolved_options(args)["loss_iterations"]),
+            ("--average-iterations", args.average_iterations),
+        ):
+            lo, hi = window
+            if not 1 <= lo <= hi <= T:
+                raise ValueError(
+                    f"{option} must be FIRST LAST with 1 <= FIRST <= LAST <= --iterations "
+                    f"({T}), got {lo} {hi}"
+                )
+
+    @staticmethod
+    def resolved_options(args) -> dict:
+        return {"loss_iterations": list(args.loss_iterations or [1, args.iterations])}
 
     @staticmethod
     def build(args, data):
@@ -243,7 +258,7 @@ class Recurrent(Experiment):
             damping=args.damping,
             iterations=args.iterations,
             schedule=args.schedule,
-            loss_iterations=args.loss_iterations,
+            loss_iterations=Recurrent.resolved_options(args)["loss_iterations"],
             loss_after_label=args.loss_after_label,
             average_iterations=args.average_iterations,
             skip_first=args.skip_first,
