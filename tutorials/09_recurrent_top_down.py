@@ -21,7 +21,9 @@ What it teaches
     * How to train it on MNIST from Python (``experiments.default_args("recurrent",
       ...)`` and ``experiments.get("recurrent").run(args)``), and how to classify: run the
       net once per label and pick the label whose goodness, averaged over iterations 3 to
-      5, is highest; or one pass with a softmax on the label-free iteration 0.
+      5, is best (lowest under the default ``"min"`` objective, where the true label
+      should give low goodness; highest under ``"max"``); or one pass with a softmax on
+      the label-free iteration 0.
 
 How long it takes (2 cores)
     ``--quick``: about 15-30 s (2 hidden layers of 200, 10,000 images, 2 epochs, the
@@ -47,8 +49,9 @@ What it should show
       matches ``unroll_grads`` to about 1e-16, while the BPTT gradient differs from it in
       every weight matrix (relative differences about 0.3 to 0.9 on the small net; for
       the bottom layer it even points the other way, cosine below 0).
-    * ``goodness_by_iteration.png``: the goodness of the correct label rises above that of
-      the wrong labels within the first iterations and the gap persists;
+    * ``goodness_by_iteration.png``: the goodness of the correct label separates from that
+      of the wrong labels within the first iterations (below it under the default
+      ``"min"`` objective, above it under ``"max"``), and the gap persists;
       ``error_by_window.png``: the test error when a single iteration or a window of
       iterations is averaged (iteration 1, where only the top layer has seen the label,
       is worst); ``learning_curve.png``: validation errors and losses by epoch.

@@ -153,14 +153,17 @@ class Recurrent(Experiment):
             lr=0.001,
             exclude=("goodness", "norm"),
             negatives="hard",
-            peer_strength=0.0,
+            objective="min",
+            peer_strength=0.03,
             helps={
                 "lr": "learning rate of the connections, for the gradient summed over the "
                 "loss iterations (default: 0.001)",
                 "negatives": "wrong labels: hard (from the label-free pass's softmax) or "
                 "random (uniform; default: hard)",
                 "peer_strength": "peer normalisation strength, on the positive rows of "
-                "every loss iteration (default: 0, off)",
+                "every loss iteration (default: 0.03)",
+                "objective": "max: the true label's run should have high goodness; min: low "
+                "(default: min, better on validation, docs/RESULTS.md)",
             },
         )
         p.add_argument(
