@@ -361,7 +361,9 @@ class Masked(Dense):
     def forward_reference(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The masked-dense forward, ``relu(x @ W + b)`` with ``W`` zero outside the mask:
         (B, n_in) @ (n_in, n_out) -> (B, n_out)."""
-        return Dense.forward(self, x, out)
+        a = Dense.linear(self, x, out=out)  # the full product, zeros included
+        a += self.b
+        return np.maximum(a, 0, out=a)
 
     # ---------------------------------------------------------------- gradients
     def weight_grad_blocks(self, x: np.ndarray, dL_da: np.ndarray) -> list[np.ndarray]:
