@@ -58,9 +58,9 @@ What it should show
     * The test errors by goodness (iterations 3-5) and by the one-pass softmax. The paper
       reports 1.31% after 60 epochs of the full net. The quick run is small: about 10%
       by either classifier (seeds 0, 1, 2 at commit 893be3c: 9.9%, 10.4%, 10.3% by
-      goodness; 9.9%, 10.3%, 10.1% by the softmax), which shows that everything runs and learns, not what the
-      full net achieves. Every number is computed when the script runs, none is written
-      in it.
+      goodness; 9.9%, 10.3%, 10.1% by the softmax), which shows that everything runs and
+      learns, not what the full net achieves. Every number is computed when the script
+      runs, none is written in it.
 
 Run it::
 
