@@ -194,13 +194,10 @@ class MLP:
     @classmethod
     def load(cls, path) -> MLP:
         """The trained network saved in a run's ``model.npz``."""
-        arrays, meta = checkpoint.load(path)
-        cfg = meta.get("config", {}).get("model") if isinstance(meta, dict) else None
-        if not isinstance(cfg, dict) or cfg.get("type") != MODEL_TYPE:
-            raise ValueError(f"{path} holds no MLP configuration (not a backprop run)")
-        model = cls.from_config(cfg)
-        model.load_state(arrays)
-        return model
+        return checkpoint.load_model(
+            cls, path, "MLP configuration (not a backprop run)",
+            lambda cfg: cfg.get("type") == MODEL_TYPE,
+        )  # fmt: skip
 
     def params(self) -> dict[str, np.ndarray]:
         """The trainable arrays by name (``layer{l}.W``, ``layer{l}.b``), not copies."""

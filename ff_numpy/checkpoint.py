@@ -88,6 +88,34 @@ def load(path) -> tuple[dict[str, np.ndarray], dict]:
     return arrays, meta
 
 
+def load_model(cls, path, what: str, accepts=None):
+    """The model saved in a run's ``model.npz``: ``cls.from_config`` of the configuration
+    stored under ``meta["config"]["model"]``, then ``load_state`` of the arrays.
+
+    Parameters
+    ----------
+    cls : type
+        A model class with ``from_config(cfg)`` and ``load_state(arrays)``.
+    path : str or Path
+    what : str
+        What the file must hold, for the error message (``"FFNet configuration"``).
+    accepts : callable, optional
+        ``accepts(cfg) -> bool``: whether the stored configuration is one of ``cls``.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a checkpoint or holds no configuration that ``cls`` accepts.
+    """
+    arrays, meta = load(path)
+    cfg = (meta.get("config") or {}).get("model") if isinstance(meta, dict) else None
+    if not isinstance(cfg, dict) or (accepts is not None and not accepts(cfg)):
+        raise ValueError(f"{path} holds no {what}")
+    model = cls.from_config(cfg)
+    model.load_state(arrays)
+    return model
+
+
 def restore(targets: dict[str, np.ndarray], arrays: dict[str, np.ndarray]) -> None:
     """Copy checkpointed arrays into a model's arrays, in place, by name.
 

@@ -266,14 +266,10 @@ class FFNet:
     @classmethod
     def load(cls, path) -> FFNet:
         """The trained network saved in a run's ``model.npz``."""
-        arrays, meta = checkpoint.load(path)
-        try:
-            cfg = meta["config"]["model"]
-        except (KeyError, TypeError):
-            raise ValueError(f"{path} holds no FFNet configuration") from None
-        model = cls.from_config(cfg)
-        model.load_state(arrays)
-        return model
+        # a recurrent net's configuration has a "kind", a backprop MLP's a "type"
+        return checkpoint.load_model(
+            cls, path, "FFNet configuration", lambda cfg: not {"kind", "type"} & set(cfg)
+        )
 
     def state(self) -> dict[str, np.ndarray]:
         """All learned arrays, by name."""

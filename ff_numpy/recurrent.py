@@ -699,13 +699,9 @@ class RecurrentFFNet:
     @classmethod
     def load(cls, path) -> RecurrentFFNet:
         """The trained net saved in a run's ``model.npz``."""
-        arrays, meta = checkpoint.load(path)
-        cfg = (meta.get("config") or {}).get("model")
-        if not isinstance(cfg, dict) or cfg.get("kind") != "recurrent":
-            raise ValueError(f"{path} holds no recurrent-net configuration")
-        model = cls.from_config(cfg)
-        model.load_state(arrays)
-        return model
+        return checkpoint.load_model(
+            cls, path, "recurrent-net configuration", lambda cfg: cfg.get("kind") == "recurrent"
+        )
 
     def state(self) -> dict[str, np.ndarray]:
         """All learned arrays by name (the unused biases of the ``down`` layers left out)."""

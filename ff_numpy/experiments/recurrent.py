@@ -23,7 +23,6 @@ import numpy as np
 from ff_numpy.experiments import register
 from ff_numpy.experiments.common import (
     Experiment,
-    LabelledTask,
     add_ff_arguments,
     add_run_shape_arguments,
     check_ranges,
@@ -31,6 +30,7 @@ from ff_numpy.experiments.common import (
     make_ff_optimizers,
     splits,
 )
+from ff_numpy.experiments.supervised import SupervisedTask
 from ff_numpy.recurrent import SCHEDULES, RecurrentFFNet
 
 WINDOWS = ((1, 2), (3, 5), (6, 8))  # the table of the issue: early, the paper's, late
@@ -85,8 +85,12 @@ def recurrent_test_errors(model: RecurrentFFNet, x_test, y_test) -> dict:
     }
 
 
-class RecurrentTask(LabelledTask):
+class RecurrentTask(SupervisedTask):
     """Train a :class:`~ff_numpy.recurrent.RecurrentFFNet` (a :class:`train.Task`).
+
+    The supervised task's loop, evaluation and checkpoint (the recurrent net has the same
+    ``train_step``, ``predict_softmax`` and ``predict_goodness``), with the recurrent
+    net's final test report (:func:`recurrent_test_errors`).
 
     Parameters
     ----------
@@ -101,35 +105,15 @@ class RecurrentTask(LabelledTask):
     track_test : bool
     """
 
-    optimizers = ("opt", "readout_opt")
     test_errors = staticmethod(recurrent_test_errors)
 
     def __init__(self, model, x_train, y_train, x_val, y_val, x_test, y_test, opt,
                  readout_opt, negatives="hard", eval_every=5, eval_size=0,
                  track_test=False):  # fmt: skip
-        super().__init__(model, x_train, y_train, x_val, y_val, x_test, y_test, track_test)
-        self.opt, self.readout_opt = opt, readout_opt
-        self.negatives = negatives
-        self.eval_every = max(1, int(eval_every))
-        self.eval_size = int(eval_size)
-
-    def train_batch(self, idx, rng, lr_scale):
-        return self.model.train_step(
-            self.x_train[idx], self.y_train[idx], rng, self.opt, self.readout_opt,
-            lr_scale, self.negatives,
+        super().__init__(
+            model, x_train, y_train, x_val, y_val, x_test, y_test, opt, readout_opt,
+            negatives, eval_every, track_test, eval_size=eval_size,
         )  # fmt: skip
-
-    def evaluate(self, epoch, n_epochs):
-        goodness_now = (epoch + 1) % self.eval_every == 0 or epoch + 1 == n_epochs
-        out = {}
-        for name, x, y in self.eval_splits():
-            out[f"{name}_error_softmax"] = error_rate(self.model.predict_softmax(x), y)
-            if goodness_now:
-                n = self.eval_size or len(y)
-                out[f"{name}_error_goodness"] = error_rate(
-                    self.model.predict_goodness(x[:n]), y[:n]
-                )
-        return out
 
 
 @register

@@ -46,6 +46,9 @@ class SupervisedTask(LabelledTask):
         Also record the test errors after every epoch (learning curves only).
     jitter : int
         Shift each training image by up to this many pixels (0: none), drawn on the fly.
+    eval_size : int
+        Images of each split used for the per-epoch goodness error (0: all); the final
+        test errors always use the whole test set.
     """
 
     optimizers = ("opt", "readout_opt")
@@ -65,12 +68,14 @@ class SupervisedTask(LabelledTask):
         eval_every=5,
         track_test=False,
         jitter=0,
+        eval_size=0,
     ):
         super().__init__(model, x_train, y_train, x_val, y_val, x_test, y_test, track_test)
         self.opt, self.readout_opt = opt, readout_opt
         self.negatives = negatives
         self.eval_every = max(1, int(eval_every))
         self.jitter = int(jitter)
+        self.eval_size = int(eval_size)
 
     def train_batch(self, idx, rng, lr_scale):
         x = self.x_train[idx]
@@ -84,7 +89,8 @@ class SupervisedTask(LabelledTask):
         goodness_now = (epoch + 1) % self.eval_every == 0 or epoch + 1 == n_epochs
         out = {}
         for name, x, y in self.eval_splits():
-            out.update(ff_errors(self.model, name, x, y, None if goodness_now else 0))
+            n_goodness = (self.eval_size or None) if goodness_now else 0
+            out.update(ff_errors(self.model, name, x, y, n_goodness))
         return out
 
 
