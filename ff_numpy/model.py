@@ -38,6 +38,7 @@ from ff_numpy.blackbox import BlackBox
 from ff_numpy.layers import Dense, Masked
 from ff_numpy.masks import paper_local_architecture
 from ff_numpy.negatives import (
+    N_BLUR,
     LabelCode,
     hard_wrong_labels,
     hybrid_images,
@@ -99,6 +100,9 @@ class FFNet:
     score_layers : sequence of int, optional
         Layers whose goodness is summed for classification and whose normalised
         activities feed the softmax; default every hidden layer but the first.
+    hybrid_blur : int
+        Blurring steps of the masks of the hybrid negatives of unsupervised FF
+        (:func:`ff_numpy.negatives.hybrid_masks`; fewer steps, smaller regions).
     boxes : dict of int to BlackBox, optional
         ``{l: box}``: an unknown, non-differentiable transform applied to layer ``l``'s
         normalised output before layer ``l + 1`` sees it (:mod:`ff_numpy.blackbox`).
@@ -125,6 +129,7 @@ class FFNet:
         peer_strength: float = 0.0,
         score_layers=None,
         boxes=None,
+        hybrid_blur: int = N_BLUR,
         dtype=np.float32,
     ):
         hidden = [int(h) for h in hidden]
@@ -134,6 +139,9 @@ class FFNet:
         self.goodness = gd.check_kind(goodness)
         self.norm = check_scale(norm or DEFAULT_SCALE[goodness])
         self.supervised = bool(supervised)
+        if int(hybrid_blur) < 0:
+            raise ValueError(f"hybrid_blur must be >= 0, got {hybrid_blur}")
+        self.hybrid_blur = int(hybrid_blur)
         if image_shape is None and n_in == 784:
             image_shape = (28, 28)
         self.image_shape = tuple(image_shape) if image_shape is not None else None
@@ -229,6 +237,7 @@ class FFNet:
             "score_layers": self.score_layers,
             "dtype": self.dtype.name,
             "boxes": {str(l): box.config() for l, box in self.boxes.items()},
+            "hybrid_blur": self.hybrid_blur,
         }
 
     @classmethod
@@ -260,6 +269,7 @@ class FFNet:
                 int(l): BlackBox(c["n"], np.random.default_rng(0), c["levels"], c["noise"])
                 for l, c in cfg.get("boxes", {}).items()
             },  # permutations are restored by load_state
+            hybrid_blur=cfg.get("hybrid_blur", N_BLUR),  # runs saved before the option
             dtype=np.dtype(cfg["dtype"]),
         )
 
@@ -495,7 +505,7 @@ class FFNet:
             raise ValueError("hybrid negatives need the image shape: FFNet(image_shape=...)")
         B = x.shape[0]
         labels = check_labels(labels, self.n_classes, n_rows=B)
-        hybrids, _, _ = hybrid_images(x, rng, self.image_shape)
+        hybrids, _, _ = hybrid_images(x, rng, self.image_shape, self.hybrid_blur)
         X = np.concatenate([x, hybrids]).astype(self.dtype, copy=False)
         normalize(X, self.norm, out=X)
         feats = {}

@@ -23,6 +23,7 @@ from ff_numpy.experiments.common import (
     softmax_errors,
     splits,
 )
+from ff_numpy.negatives import N_BLUR
 from ff_numpy.norm import DEFAULT_SCALE
 
 
@@ -33,7 +34,7 @@ class Unsupervised(Experiment):
     config_keys = (
         *("hidden", "epochs", "batch_size", "lr", "readout_lr", "optimizer", "momentum"),
         *("weight_decay", "readout_weight_decay", "objective", "goodness", "norm", "theta"),
-        *("peer_strength", "score_layers", "train_size", "track_test", "seed"),
+        *("peer_strength", "score_layers", "train_size", "track_test", "seed", "hybrid_blur"),
     )
     test_errors = staticmethod(softmax_errors)
     # What a variant (e.g. the locally connected net of footnote 8) changes:
@@ -61,6 +62,14 @@ class Unsupervised(Experiment):
             help="hidden layers (0-based) whose normalised activities feed the softmax "
             "(default: the last three)",
         )
+        p.add_argument(
+            "--hybrid-blur",
+            type=int,
+            default=N_BLUR,
+            metavar="N",
+            help="blurring steps of the hybrid-image masks: fewer give smaller regions "
+            f"(default: {N_BLUR})",
+        )
 
     @staticmethod
     def model_options(args) -> dict:
@@ -79,6 +88,7 @@ class Unsupervised(Experiment):
         score = cls.resolved_options(args)["score_layers"]
         model = make_ffnet(
             args, 784, supervised=False, score_layers=score, local=cls.local,
+            hybrid_blur=args.hybrid_blur,
             **cls.model_options(args),
         )  # fmt: skip
         opt, readout_opt = make_ff_optimizers(args)
