@@ -167,3 +167,29 @@ def test_fit_readout_learns_fixed_features_and_checks_its_input():
         fit_readout(h, y + 1, 3)
     with pytest.raises(ValueError, match="shape"):
         fit_readout(h, y[:10], 3)
+
+
+@pytest.mark.parametrize("n_blur", [0, 3, 16])
+def test_hybrid_blur_sets_the_masks_of_the_training_negatives(n_blur):
+    """``FFNet(hybrid_blur=n)`` trains on the hybrids of ``hybrid_images(..., n_blur=n)``:
+    the same first-layer step as a net fed those hybrids by hand, and another step than
+    a net with another blur. The option survives ``config`` / ``from_config``."""
+    x, labels = _batch()
+    steps = {}
+    for blur in (n_blur, 8):
+        net = _net(hybrid_blur=blur)
+        W0 = net.layers[0].W.copy()
+        net.train_step_unsupervised(x, labels, np.random.default_rng(9), SGD(0.05), SGD(0.1))
+        steps[blur] = net.layers[0].W - W0
+    ref = _net()
+    hybrids, _, _ = hybrid_images(x, np.random.default_rng(9), (28, 28), n_blur)
+    X = normalize(np.concatenate([x, hybrids]))
+    G = np.sum(np.maximum(X @ ref.layers[0].W + ref.layers[0].b, 0) ** 2, axis=1)
+    s = np.where(np.arange(2 * len(x)) < len(x), 1.0, -1.0)
+    dL_dG = -s / (1 + np.exp(s * (G - ref.theta[0]))) / len(x)  # Sec. 1, mean over pairs
+    dL_da = 2 * np.maximum(X @ ref.layers[0].W + ref.layers[0].b, 0) * dL_dG[:, None]
+    assert_close(steps[n_blur], -0.05 * X.T @ dL_da, 1e-10, f"first-layer step, blur {n_blur}")
+    assert not np.allclose(steps[n_blur], steps[8])
+    assert FFNet.from_config(_net(hybrid_blur=n_blur).config()).hybrid_blur == n_blur
+    with pytest.raises(ValueError, match="hybrid_blur"):
+        _net(hybrid_blur=-1)
