@@ -361,6 +361,17 @@ def add_ff_arguments(
     _add_options(p, options, d, helps)
 
 
+def add_eval_every_argument(p: argparse.ArgumentParser, default: int = 5) -> None:
+    """``--eval-every K``: the goodness-based validation error (one pass per label, so
+    costly) every K epochs and after the last."""
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=default,
+        help=f"goodness-based validation error every k epochs (default: {default})",
+    )
+
+
 def add_box_arguments(p: argparse.ArgumentParser) -> None:
     """``--black-box L`` and its settings (paper Sec. 10; :mod:`ff_numpy.blackbox`)."""
     p.add_argument(

@@ -23,6 +23,7 @@ import numpy as np
 from ff_numpy.experiments import register
 from ff_numpy.experiments.common import (
     Experiment,
+    add_eval_every_argument,
     add_ff_arguments,
     add_run_shape_arguments,
     check_ranges,
@@ -196,12 +197,7 @@ class Recurrent(Experiment):
             action="store_true",
             help="leave the first hidden layer out of the goodness used to classify",
         )
-        p.add_argument(
-            "--eval-every",
-            type=int,
-            default=5,
-            help="goodness-based validation error every k epochs (default: 5)",
-        )
+        add_eval_every_argument(p)
         p.add_argument(
             "--eval-size",
             type=int,

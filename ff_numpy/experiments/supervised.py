@@ -17,6 +17,7 @@ from ff_numpy.experiments.common import (
     Experiment,
     LabelledTask,
     add_box_arguments,
+    add_eval_every_argument,
     add_ff_arguments,
     add_run_shape_arguments,
     ff_errors,
@@ -109,12 +110,7 @@ class Supervised(Experiment):
     def add_arguments(p: argparse.ArgumentParser) -> None:
         add_run_shape_arguments(p, hidden=[2000, 2000, 2000, 2000], epochs=60, track_test=True)
         add_ff_arguments(p, lr=0.003)
-        p.add_argument(
-            "--eval-every",
-            type=int,
-            default=5,
-            help="goodness-based validation error every k epochs (default: 5)",
-        )
+        add_eval_every_argument(p)
         p.add_argument(
             "--jitter",
             type=int,
