@@ -44,7 +44,7 @@ from ff_numpy.negatives import (
     hybrid_images,
     random_wrong_labels,
 )
-from ff_numpy.norm import DEFAULT_SCALE, PeerNorm, check_scale, normalize
+from ff_numpy.norm import DEFAULT_SCALE, PeerNorm, check_scale, normalize, normalize_grouped
 from ff_numpy.readout import SoftmaxReadout
 from ff_numpy.validate import check_labels, check_matrix
 
@@ -88,6 +88,12 @@ class FFNet:
         channels get their own Eq. 1 loss, with threshold ``theta * c / n`` for ``c`` of
         the layer's ``n`` units); footnote 8 does not say which. Classification by
         goodness sums the goodness over a layer either way.
+    norm_per : {"layer", "location"}
+        What is divided by its length before the next layer: a layer's whole activity
+        vector (the paper's dense nets), or, for locally connected layers, each
+        location's channels separately (:func:`ff_numpy.norm.normalize_grouped`), which
+        hides each location's goodness from the next layer as the layer-wide
+        normalisation hides the layer's; footnote 8 does not say which.
     theta : float or sequence of float, optional
         Threshold of each layer; default the layer's number of units, which goes with
         the ``"rms"`` normalisation (Hinton's released code) and with ``"mean"`` for the
@@ -124,6 +130,7 @@ class FFNet:
         objective: str = "max",
         goodness: str = "ssq",
         goodness_per: str = "layer",
+        norm_per: str = "layer",
         theta=None,
         norm: str | None = None,
         peer_strength: float = 0.0,
@@ -174,7 +181,7 @@ class FFNet:
         self.theta = [float(t) for t in theta]
         if len(self.theta) != len(hidden):
             raise ValueError(f"theta needs one value per layer ({len(hidden)}), got {theta}")
-        self._set_goodness_groups(goodness_per)
+        self._set_goodness_groups(goodness_per, norm_per)
         self.peer_strength = float(peer_strength)
         self.peers = [PeerNorm(h, peer_strength) if peer_strength else None for h in hidden]
         if score_layers is None:
@@ -195,26 +202,40 @@ class FFNet:
                     f"width {hidden[l] if 0 <= l < len(hidden) else '?'}, got width {box.n}"
                 )
 
-    def _set_goodness_groups(self, goodness_per: str) -> None:
+    def _set_goodness_groups(self, goodness_per: str, norm_per: str = "layer") -> None:
         """``group_starts[l]``: first unit of every location of layer ``l`` (None for a
-        goodness per layer), and ``group_theta[l]``: the threshold of every group."""
-        if goodness_per not in ("layer", "location"):
-            raise ValueError(f"goodness_per must be 'layer' or 'location', got {goodness_per!r}")
+        goodness per layer), ``group_theta[l]``: the threshold of every group, and
+        ``norm_starts[l]``: the groups normalised separately (None: the whole layer)."""
+        for name, value in (("goodness_per", goodness_per), ("norm_per", norm_per)):
+            if value not in ("layer", "location"):
+                raise ValueError(f"{name} must be 'layer' or 'location', got {value!r}")
+            if value == "location" and self.local is None:
+                raise ValueError(f"{name}='location' needs locally connected layers (local=...)")
         self.goodness_per = goodness_per
+        self.norm_per = norm_per
         self.group_starts = [None] * len(self.layers)
+        self.norm_starts = [None] * len(self.layers)
         self.group_theta = list(self.theta)
-        if goodness_per == "layer":
-            return
         if self.local is None:
-            raise ValueError("goodness per location needs locally connected layers (local=...)")
+            return
         for l, layer in enumerate(self.layers):
             runs = sorted((start, stop) for _, start, stop in layer.groups)
             starts = np.array([a for a, _ in runs])
             if starts[0] != 0 or any(b != a for (_, b), (a, _) in zip(runs[:-1], runs[1:])):
                 raise ValueError(f"the locations of layer {l} do not tile its units")
-            sizes = np.diff(np.append(starts, layer.n_out))
-            self.group_starts[l] = starts
-            self.group_theta[l] = self.theta[l] * sizes / layer.n_out  # (n_groups,)
+            if norm_per == "location":
+                self.norm_starts[l] = starts
+            if goodness_per == "location":
+                sizes = np.diff(np.append(starts, layer.n_out))
+                self.group_starts[l] = starts
+                self.group_theta[l] = self.theta[l] * sizes / layer.n_out  # (n_groups,)
+
+    def normalize_layer(self, l: int, y: np.ndarray, out: np.ndarray | None = None):
+        """Layer ``l``'s activities ``y`` (B, n_l) divided by their length, over the whole
+        layer or per location (``norm_per``): what the next layer and the readout see."""
+        if self.norm_starts[l] is None:
+            return normalize(y, self.norm, out=out)
+        return normalize_grouped(y, self.norm_starts[l], self.norm, out=out)
 
     # ------------------------------------------------------------------ config / state
     def config(self) -> dict:
@@ -231,6 +252,7 @@ class FFNet:
             "objective": self.objective,
             "goodness": self.goodness,
             "goodness_per": self.goodness_per,
+            "norm_per": self.norm_per,
             "theta": self.theta,
             "norm": self.norm,
             "peer_strength": self.peer_strength,
@@ -261,6 +283,7 @@ class FFNet:
             objective=cfg["objective"],
             goodness=cfg.get("goodness", "ssq"),  # runs saved before the option existed
             goodness_per=cfg.get("goodness_per", "layer"),
+            norm_per=cfg.get("norm_per", "layer"),  # runs saved before the option
             theta=cfg["theta"],
             norm=cfg["norm"],
             peer_strength=cfg["peer_strength"],
@@ -340,7 +363,7 @@ class FFNet:
         box_rng = np.random.default_rng(0)  # evaluation: the same noise every call
         for l, layer in enumerate(self.layers):
             y = layer.forward(h)  # (B, n_in) @ (n_in, n_out) -> (B, n_out)
-            h = normalize(y, self.norm)
+            h = self.normalize_layer(l, y)
             ys.append(y)
             hs.append(h)
             if l in self.boxes:
@@ -567,7 +590,7 @@ class FFNet:
             # optimiser's step (Dense.local_grads is the same product, written out; a
             # Masked layer keeps its weights zero outside the receptive fields).
             layer.update(opt, f"layer{l}", X, dL_da, lr_scale)
-            X = normalize(Y, self.norm, out=Y)  # the next layer sees only the orientation
+            X = self.normalize_layer(l, Y, out=Y)  # the next layer sees only the orientation
             if features is not None and l in self.score_layers:
                 features[l] = X[:B].copy()
             if l in self.boxes:  # FF needs no derivative of what happens in between

@@ -92,6 +92,51 @@ def normalize(y: np.ndarray, scale: str = "rms", out: np.ndarray | None = None) 
     return np.divide(y, r, out=out)
 
 
+def normalize_grouped(
+    y: np.ndarray, starts: np.ndarray, scale: str = "rms", out: np.ndarray | None = None
+) -> np.ndarray:
+    r"""Divide each *group* of adjacent units (a location of a local layer) by its own
+    length, with no mean subtraction.
+
+    .. math:: \hat y_{g} = y_{g} / r(y_{g}) \quad \text{for every group } g,
+              \qquad \hat y_g = 0 \text{ where } y_g = 0
+
+    With goodness taken per location (footnote 8 leaves this open), a layer-wide
+    normalisation still shows the next layer how the goodness is shared among the
+    locations; this one hides every location's goodness, as :func:`normalize` hides the
+    layer's (Sec. 2.1), so the next layer sees only each location's orientation. With
+    ``"rms"`` every group of ``c`` units gets squared length ``c``, so the whole row still
+    has squared length ``n``, as after :func:`normalize`.
+
+    Parameters
+    ----------
+    y : ndarray, shape (B, n)
+    starts : ndarray of int, shape (n_groups,)
+        First unit of each group, increasing from 0 (as in
+        :func:`ff_numpy.goodness.grouped_goodness`).
+    scale : {"rms", "l2", "mean", "l1"}
+    out : ndarray, shape (B, n), optional
+        Where to write the result (may be ``y`` itself).
+
+    Returns
+    -------
+    y_hat : ndarray, shape (B, n)
+    """
+    check_scale(scale)
+    starts = np.asarray(starts)
+    sizes = np.diff(np.append(starts, y.shape[1]))  # (n_groups,)
+    if scale in ("mean", "l1"):
+        r = np.add.reduceat(np.abs(y), starts, axis=1)  # (B, n_groups)
+    else:
+        r = np.add.reduceat(y * y, starts, axis=1)
+    if scale in ("rms", "mean"):
+        r /= sizes
+    if scale in ("rms", "l2"):
+        np.sqrt(r, out=r)
+    np.copyto(r, 1.0, where=r == 0)  # an all-zero group stays zero
+    return np.divide(y, np.repeat(r, sizes, axis=1), out=out)  # (B, n) / (B, n)
+
+
 class PeerNorm:
     r"""Peer normalisation: keep every unit of a layer about equally active (footnote 9).
 

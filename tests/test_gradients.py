@@ -17,7 +17,7 @@ from gradcheck import AUTOGRAD_TOL, FD_TOL, assert_close, numerical_grad, sample
 from ff_numpy import goodness as gd
 from ff_numpy.layers import Dense
 from ff_numpy.model import FFNet
-from ff_numpy.norm import normalize
+from ff_numpy.norm import normalize, normalize_grouped
 from ff_numpy.optim import SGD
 from ff_numpy.readout import SoftmaxReadout
 
@@ -269,16 +269,20 @@ def test_peer_normalisation_revives_a_dead_unit():
 
 
 # ----------------------------------------------------------------------------- per location
-@pytest.mark.parametrize("objective", ["max", "min"])
-@pytest.mark.parametrize("kind", ["ssq", "sum"])
-def test_goodness_per_location_step_matches_autograd_and_fd(objective, kind):
+@pytest.mark.parametrize(
+    "objective, kind, norm_per",
+    [("max", "ssq", "layer"), ("min", "ssq", "layer"), ("max", "sum", "layer"),
+     ("min", "sum", "layer"), ("max", "ssq", "location"), ("min", "sum", "location")],
+)  # fmt: skip
+def test_goodness_per_location_step_matches_autograd_and_fd(objective, kind, norm_per):
     """Footnote 8's locally connected net with one Eq. 1 loss per location: the masked
     weight step of the first two layers equals autograd (and finite differences) of
-    ``sum_locations softplus(-s (G_loc - theta_loc)) / B``, times the mask."""
+    ``sum_locations softplus(-s (G_loc - theta_loc)) / B``, times the mask; the second
+    layer's input is the first layer's output normalised over the layer or per location."""
     rng = np.random.default_rng(3)
     net = FFNet(784, [2048, 1980, 2048], rng, supervised=False, local="paper",
-                goodness_per="location", objective=objective, goodness=kind,
-                dtype=np.float64)  # fmt: skip
+                goodness_per="location", norm_per=norm_per, objective=objective,
+                goodness=kind, dtype=np.float64)  # fmt: skip
     B = 2
     X = normalize(np.abs(rng.standard_normal((2 * B, 784))), net.norm)
     s = gd.sign(np.arange(2 * B) < B, objective)
@@ -306,4 +310,8 @@ def test_goodness_per_location_step_matches_autograd_and_fd(objective, kind):
         num = numerical_grad(lambda f=f: float(f()), W_fd, idx)
         assert_close(ours[tuple(np.array(idx).T)], num, FD_TOL, "vs finite differences")
         assert np.all(layer.W[layer.mask == 0] == 0)
-        x = normalize(np.maximum(x @ W + b, 0), net.norm)  # what layer l + 1 saw
+        y = np.maximum(x @ W + b, 0)  # what layer l + 1 saw, normalised
+        if norm_per == "layer":
+            x = normalize(y, net.norm)
+        else:
+            x = normalize_grouped(y, net.group_starts[l], net.norm)

@@ -313,4 +313,48 @@ def test_goodness_per_location_is_checked_and_saved(tmp_path):
     from ff_numpy import experiments
 
     assert experiments.default_args("local").goodness_per == "location"  # chosen on val.
+    assert again.norm_per == "layer" and all(s is None for s in again.norm_starts)
     assert "goodness_per" not in vars(experiments.default_args("unsupervised"))
+
+
+def test_norm_per_location_reaches_the_next_layer_and_the_readout():
+    """``norm_per="location"``: every location's channels of every layer are divided by
+    their own root-mean-square in the forward pass, the training sweep and the readout's
+    features; the option is checked, saved, and an option of ``train local``."""
+    from ff_numpy import experiments
+    from ff_numpy.model import FFNet
+    from ff_numpy.norm import normalize, normalize_grouped
+    from ff_numpy.optim import SGD
+
+    rng = np.random.default_rng(1)
+    with pytest.raises(ValueError, match="norm_per='location' needs locally connected"):
+        FFNet(784, [10, 10], rng, supervised=False, norm_per="location")
+    with pytest.raises(ValueError, match="norm_per must be 'layer' or 'location'"):
+        FFNet(784, [2048, 1980, 2048], rng, supervised=False, local="paper", norm_per="unit")
+    net = FFNet(784, [2048, 1980, 2048], rng, supervised=False, local="paper",
+                norm_per="location", score_layers=[0, 1, 2])  # fmt: skip
+    assert net.goodness_per == "layer" and net.group_starts == [None] * 3  # independent
+    x = rng.random((5, 784)).astype(np.float32)
+    ys, hs = net.sweep(x)
+    for y, h, starts in zip(ys, hs, net.norm_starts):
+        assert len(starts) in (16, 9, 4)
+        np.testing.assert_allclose(h, normalize_grouped(y, starts), rtol=1e-6)
+        sq = np.add.reduceat(h.astype(np.float64) ** 2, starts, axis=1)  # (5, n_groups)
+        sizes = np.diff(np.append(starts, h.shape[1]))
+        on = np.add.reduceat(y, starts, axis=1) > 0
+        np.testing.assert_allclose(sq[on], np.broadcast_to(sizes, sq.shape)[on], rtol=1e-4)
+    np.testing.assert_allclose(net.features(x), np.concatenate(hs, axis=1))
+    # the training sweep hands the next layer (and the readout) the same vectors
+    feats = {}
+    X = normalize(np.concatenate([x, x]))  # positive = negative rows: any data will do
+    before = [layer.W.copy() for layer in net.layers]
+    net.ff_sweep(X, 5, rng, SGD(0.0), 1.0, features=feats)
+    assert all(np.array_equal(a, layer.W) for a, layer in zip(before, net.layers))  # lr 0
+    for l in range(3):
+        np.testing.assert_allclose(feats[l], hs[l], rtol=1e-5, atol=1e-6)
+    again = FFNet.from_config(net.config())
+    assert again.norm_per == "location"
+    assert all(np.array_equal(a, b) for a, b in zip(again.norm_starts, net.norm_starts))
+    args = experiments.default_args("local")
+    assert args.norm_per == "layer"
+    assert experiments.get("local").model_options(args)["norm_per"] == "layer"

@@ -10,7 +10,7 @@ from gradcheck import AUTOGRAD_TOL, assert_close
 from ff_numpy import checkpoint
 from ff_numpy.model import FFNet
 from ff_numpy.negatives import LabelCode, hard_wrong_labels, random_wrong_labels
-from ff_numpy.norm import normalize
+from ff_numpy.norm import normalize, normalize_grouped
 from ff_numpy.optim import SGD
 
 N_IN = 20
@@ -173,6 +173,30 @@ def test_normalize_scales_and_keeps_zero_rows():
     assert np.all(np.isfinite(normalize(np.zeros((2, 3)))))
     with pytest.raises(ValueError, match="unknown normalisation"):
         normalize(y, "l1x")
+
+
+@pytest.mark.parametrize("scale", ["rms", "l2", "mean", "l1"])
+def test_normalize_grouped_is_normalize_per_group(scale):
+    """Each group of adjacent units divided by its own length: by hand, equal to
+    :func:`normalize` on every group, in place, and zero groups stay zero."""
+    y = np.array([[3.0, 4.0, 0.0, 0.0, 2.0], [1.0, 0.0, 0.0, 0.0, 0.0]])
+    starts = np.array([0, 2, 4])
+    r = normalize_grouped(y, starts, scale)
+    for a, z in ((0, 2), (2, 4), (4, 5)):
+        np.testing.assert_allclose(r[:, a:z], normalize(y[:, a:z], scale), rtol=1e-15)
+    assert np.all(r[:, 2:4] == 0) and np.all(r[1, 1:] == 0)
+    if scale == "rms":
+        np.testing.assert_allclose(r[0], [3 / 12.5**0.5, 4 / 12.5**0.5, 0, 0, 1])
+    one = normalize_grouped(y, np.array([0]), scale)
+    np.testing.assert_allclose(one, normalize(y, scale), rtol=1e-15)  # one group: the layer
+    rng = np.random.default_rng(0)
+    z = rng.random((6, 12)).astype(np.float32)
+    ref = normalize(z.reshape(6 * 3, 4), scale).reshape(6, 12)
+    out = normalize_grouped(z, np.array([0, 4, 8]), scale, out=z)
+    assert out is z and out.dtype == np.float32
+    np.testing.assert_allclose(z, ref, rtol=1e-6)
+    with pytest.raises(ValueError, match="unknown normalisation"):
+        normalize_grouped(y, starts, "l3")
 
 
 # ----------------------------------------------------------------------------- errors

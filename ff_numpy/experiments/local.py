@@ -14,6 +14,10 @@ Footnote 8 leaves two choices open, made here by validation error (``docs/RESULT
   over all its locations, or one per location, over that location's channels, with the
   threshold scaled to the location's share of the layer's units. Default ``location``:
   it had the lower validation error in a short probe (``docs/RESULTS.md``).
+* ``--norm-per layer|location``: what the next layer sees is the layer's activity vector
+  divided by its length, or every location's channels divided by their own length
+  (:func:`ff_numpy.norm.normalize_grouped`), which hides each location's goodness from
+  the next layer as the paper's normalisation hides the layer's.
 * ``--score-layers``: which layers feed the softmax (default: all three). Compare sets
   on a trained net without retraining it with ``benchmarks/readout_layers.py``.
 """
@@ -36,7 +40,7 @@ class Local(Unsupervised):
     default_epochs = 60
     local = "paper"
     shape_helps = {"hidden": "layer sizes of the local architecture (fixed: 2048 1980 2048)"}
-    config_keys = (*Unsupervised.config_keys, "goodness_per")
+    config_keys = (*Unsupervised.config_keys, "goodness_per", "norm_per")
 
     @classmethod
     def add_arguments(cls, p: argparse.ArgumentParser) -> None:
@@ -48,10 +52,17 @@ class Local(Unsupervised):
             help="one goodness per layer, or one per location of a layer (default: location, "
             "chosen on validation error, docs/RESULTS.md)",
         )
+        p.add_argument(
+            "--norm-per",
+            choices=["layer", "location"],
+            default="layer",
+            help="divide each layer's activity vector by its length, or each location's "
+            "channels by theirs, before the next layer and the readout (default: layer)",
+        )
 
     @staticmethod
     def model_options(args) -> dict:
-        return {"goodness_per": args.goodness_per}
+        return {"goodness_per": args.goodness_per, "norm_per": args.norm_per}
 
     @staticmethod
     def check_args(args) -> None:
