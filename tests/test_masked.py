@@ -332,17 +332,17 @@ def test_norm_per_location_reaches_the_next_layer_and_the_readout():
     with pytest.raises(ValueError, match="norm_per must be 'layer' or 'location'"):
         FFNet(784, [2048, 1980, 2048], rng, supervised=False, local="paper", norm_per="unit")
     net = FFNet(784, [2048, 1980, 2048], rng, supervised=False, local="paper",
-                norm_per="location", score_layers=[0, 1, 2])  # fmt: skip
+                norm_per="location", score_layers=[0, 1, 2], dtype=np.float64)  # fmt: skip
     assert net.goodness_per == "layer" and net.group_starts == [None] * 3  # independent
-    x = rng.random((5, 784)).astype(np.float32)
+    x = rng.random((5, 784))  # float64: batches of 5 and 10 rows round alike
     ys, hs = net.sweep(x)
     for y, h, starts in zip(ys, hs, net.norm_starts):
         assert len(starts) in (16, 9, 4)
-        np.testing.assert_allclose(h, normalize_grouped(y, starts), rtol=1e-6)
-        sq = np.add.reduceat(h.astype(np.float64) ** 2, starts, axis=1)  # (5, n_groups)
+        np.testing.assert_allclose(h, normalize_grouped(y, starts), rtol=1e-12)
+        sq = np.add.reduceat(h**2, starts, axis=1)  # (5, n_groups)
         sizes = np.diff(np.append(starts, h.shape[1]))
         on = np.add.reduceat(y, starts, axis=1) > 0
-        np.testing.assert_allclose(sq[on], np.broadcast_to(sizes, sq.shape)[on], rtol=1e-4)
+        np.testing.assert_allclose(sq[on], np.broadcast_to(sizes, sq.shape)[on], rtol=1e-12)
     np.testing.assert_allclose(net.features(x), np.concatenate(hs, axis=1))
     # the training sweep hands the next layer (and the readout) the same vectors
     feats = {}
@@ -351,7 +351,7 @@ def test_norm_per_location_reaches_the_next_layer_and_the_readout():
     net.ff_sweep(X, 5, rng, SGD(0.0), 1.0, features=feats)
     assert all(np.array_equal(a, layer.W) for a, layer in zip(before, net.layers))  # lr 0
     for l in range(3):
-        np.testing.assert_allclose(feats[l], hs[l], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(feats[l], hs[l], rtol=1e-10, atol=1e-12)
     again = FFNet.from_config(net.config())
     assert again.norm_per == "location"
     assert all(np.array_equal(a, b) for a, b in zip(again.norm_starts, net.norm_starts))
