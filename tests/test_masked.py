@@ -312,7 +312,7 @@ def test_goodness_per_location_is_checked_and_saved(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(again.group_starts, net.group_starts))
     from ff_numpy import experiments
 
-    assert experiments.default_args("local").goodness_per == "location"  # chosen on val.
+    assert experiments.default_args("local").goodness_per == "layer"  # chosen on val.
     assert again.norm_per == "layer" and all(s is None for s in again.norm_starts)
     assert "goodness_per" not in vars(experiments.default_args("unsupervised"))
 
