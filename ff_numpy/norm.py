@@ -42,22 +42,32 @@ def check_scale(scale: str) -> str:
     return scale
 
 
-def length(y: np.ndarray, scale: str = "rms") -> np.ndarray:
-    r"""The length each row is divided by.
+def length(y: np.ndarray, scale: str = "rms", starts: np.ndarray | None = None) -> np.ndarray:
+    r"""The length each row (or each group of a row) is divided by.
 
     Parameters
     ----------
     y : ndarray, shape (B, n)
     scale : {"rms", "l2", "mean", "l1"}
+    starts : ndarray of int, shape (n_groups,), optional
+        First unit of each group of adjacent units (as in
+        :func:`ff_numpy.goodness.grouped_goodness`): one length per group, with ``n`` the
+        group's size. None: one length per row.
 
     Returns
     -------
-    r : ndarray, shape (B, 1)
+    r : ndarray, shape (B, 1), or (B, n_groups) with ``starts``
         :math:`\sqrt{\tfrac1n\sum_j y_j^2}` for ``"rms"``, :math:`\sqrt{\sum_j y_j^2}` for
         ``"l2"``, :math:`\tfrac1n\sum_j |y_j|` for ``"mean"``, :math:`\sum_j |y_j|` for
         ``"l1"``.
     """
     check_scale(scale)
+    if starts is not None:
+        v = np.abs(y) if scale in ("mean", "l1") else y * y
+        r = np.add.reduceat(v, starts, axis=1)  # (B, n_groups)
+        if scale in ("rms", "mean"):
+            r /= np.diff(np.append(starts, y.shape[1]))  # each group's size
+        return np.sqrt(r, out=r) if scale in ("rms", "l2") else r
     if scale in ("mean", "l1"):
         r = np.abs(y).sum(axis=1, keepdims=True)
         return r / y.shape[1] if scale == "mean" else r
@@ -122,18 +132,10 @@ def normalize_grouped(
     -------
     y_hat : ndarray, shape (B, n)
     """
-    check_scale(scale)
     starts = np.asarray(starts)
-    sizes = np.diff(np.append(starts, y.shape[1]))  # (n_groups,)
-    if scale in ("mean", "l1"):
-        r = np.add.reduceat(np.abs(y), starts, axis=1)  # (B, n_groups)
-    else:
-        r = np.add.reduceat(y * y, starts, axis=1)
-    if scale in ("rms", "mean"):
-        r /= sizes
-    if scale in ("rms", "l2"):
-        np.sqrt(r, out=r)
+    r = length(y, scale, starts)  # (B, n_groups)
     np.copyto(r, 1.0, where=r == 0)  # an all-zero group stays zero
+    sizes = np.diff(np.append(starts, y.shape[1]))
     return np.divide(y, np.repeat(r, sizes, axis=1), out=out)  # (B, n) / (B, n)
 
 
