@@ -49,6 +49,7 @@ from matplotlib.figure import Figure  # draws to a file, never to a window
 from scipy.special import expit
 
 from ff_numpy import goodness as gd
+from ff_numpy import tutorial
 from ff_numpy.data import load_mnist
 from ff_numpy.layers import Dense
 from ff_numpy.negatives import LabelCode, random_wrong_labels
@@ -343,10 +344,9 @@ def plot_histograms(G_before, G_after, is_pos, theta, path) -> Path:
 
 # %%
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
-    p.add_argument("--quick", action="store_true", help=f"small run: {QUICK}")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the figure")
-    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $FF_NUMPY_DATA)")
+    p = tutorial.parser(
+        __doc__, f"small run: {QUICK}", DEFAULT_OUT, "folder for the figure", trains=False
+    )
     return p
 
 

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ff_numpy import experiments
+from ff_numpy import experiments, tutorial
 from ff_numpy.model import FFNet
 from ff_numpy.plots import plot_learning_curve, plot_receptive_fields
 
@@ -95,11 +95,7 @@ def train(args: argparse.Namespace) -> dict:
         f"{args.train_size} training images, negatives {args.negatives!r} -> {args.out}"
     )
     metrics = experiment.run(args)
-    print("epoch  validation error (softmax, goodness)")
-    for r in metrics["history"]:
-        good = r.get("val_error_goodness")
-        good = f"{100 * good:5.2f}%" if good is not None else "    - "
-        print(f"  {r['epoch']:3d}  {100 * r['val_error_softmax']:5.2f}%  {good}")
+    tutorial.print_history(metrics)
     return metrics
 
 
@@ -133,21 +129,7 @@ def draw_figures(run_dir: Path) -> list[Path]:
 
 # %%
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
-    p.add_argument("--quick", action="store_true", help=f"small run: {QUICK}")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        help="folder for metrics.json, model.npz and the figures",
-    )
-    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $FF_NUMPY_DATA)")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue an interrupted run from OUT/model.npz (same options)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p = tutorial.parser(__doc__, f"small run: {QUICK}", DEFAULT_OUT)
     return p
 
 

@@ -37,13 +37,12 @@ Run it::
 # %%
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from ff_numpy import fast
+from ff_numpy import fast, tutorial
 from ff_numpy import goodness as gd
 from ff_numpy.data import find_data_dir, load_mnist
 from ff_numpy.layers import Dense
@@ -181,10 +180,13 @@ def one_shot_demo(x_image: np.ndarray, out: Path) -> list[float]:
 
 # %%
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="the same (it is fast already)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the figures")
-    p.add_argument("--data-dir", default=None, help="MNIST folder (default: FF_NUMPY_DATA)")
+    p = tutorial.parser(
+        __doc__,
+        "the same (it is fast already)",
+        DEFAULT_OUT,
+        "folder for the figures",
+        trains=False,
+    )
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(SEED)

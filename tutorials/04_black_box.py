@@ -64,7 +64,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure  # draws to a file, never to a window
 
-from ff_numpy import experiments
+from ff_numpy import experiments, tutorial
 from ff_numpy.data import load_mnist
 
 SEED = 0
@@ -288,22 +288,14 @@ def report_errors(results: dict, out: Path, quick: bool) -> Path:
 
 # %%
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
-    p.add_argument("--quick", action="store_true", help=f"small runs: {QUICK}")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        help="folder for the figures and one subfolder per run",
+    p = tutorial.parser(
+        __doc__,
+        f"small runs: {QUICK}",
+        DEFAULT_OUT,
+        "folder for the figures and one subfolder per run",
+        several_runs=True,
     )
-    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $FF_NUMPY_DATA)")
     p.add_argument("--epochs", type=int, default=None, help="epochs of every run (override)")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue interrupted runs from their model.npz (same options)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 

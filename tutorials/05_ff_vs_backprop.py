@@ -61,7 +61,7 @@ import numpy as np
 from matplotlib.figure import Figure  # draws to a file, never to a window
 from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
-from ff_numpy import experiments
+from ff_numpy import experiments, tutorial
 
 SEED = 0
 FF, BP = "supervised", "backprop"  # the two experiments
@@ -289,15 +289,13 @@ def runs_title(ff: dict, bp: dict) -> str:
 
 # %%
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
-    p.add_argument("--quick", action="store_true", help=f"small runs: {QUICK}, {QUICK_EPOCHS}")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        help="folder for the figure and the two runs (ff/, bp/)",
+    p = tutorial.parser(
+        __doc__,
+        f"small runs: {QUICK}, {QUICK_EPOCHS}",
+        DEFAULT_OUT,
+        "folder for the figure and the two runs (ff/, bp/)",
+        several_runs=True,
     )
-    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $FF_NUMPY_DATA)")
     p.add_argument(
         "--from-runs",
         nargs=2,
@@ -306,12 +304,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="train nothing: draw the figure from these two run folders' metrics.json",
     )
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue interrupted runs from their model.npz (same options)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 

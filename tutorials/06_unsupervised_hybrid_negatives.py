@@ -67,7 +67,7 @@ import numpy as np
 from matplotlib.figure import Figure  # draws to a file, never to a window
 from scipy.ndimage import convolve1d
 
-from ff_numpy import experiments
+from ff_numpy import experiments, tutorial
 from ff_numpy.data import load_mnist
 from ff_numpy.experiments.common import error_rate
 from ff_numpy.model import FFNet
@@ -307,27 +307,13 @@ def plot_readouts(rows: list, path: Path, title: str) -> Path:
 
 # %%
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
-    p.add_argument("--quick", action="store_true", help=f"small run: {QUICK}")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        help="folder for metrics.json, model.npz and the figures",
-    )
-    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $FF_NUMPY_DATA)")
+    p = tutorial.parser(__doc__, f"small run: {QUICK}", DEFAULT_OUT)
     p.add_argument(
         "--readout-epochs",
         type=int,
         default=READOUT_EPOCHS,
         help=f"epochs of each frozen-feature readout (default: {READOUT_EPOCHS})",
     )
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue an interrupted run from OUT/model.npz (same options)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 

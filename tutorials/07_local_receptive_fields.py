@@ -77,7 +77,7 @@ import numpy as np
 from matplotlib.figure import Figure  # draws to a file, never to a window
 from matplotlib.patches import Rectangle
 
-from ff_numpy import experiments
+from ff_numpy import experiments, tutorial
 from ff_numpy.data import load_mnist
 from ff_numpy.layers import Masked
 from ff_numpy.masks import paper_local_architecture
@@ -392,27 +392,19 @@ def plot_local_fields(model: FFNet, arch, means_l0: np.ndarray, path: Path, quic
 
 # %%
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
-    p.add_argument("--quick", action="store_true", help=f"small runs: {QUICK}")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        help="folder for the figures and one subfolder per run",
+    p = tutorial.parser(
+        __doc__,
+        f"small runs: {QUICK}",
+        DEFAULT_OUT,
+        "folder for the figures and one subfolder per run",
+        several_runs=True,
     )
-    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $FF_NUMPY_DATA)")
     p.add_argument(
         "--goodness-per",
         choices=["layer", "location"],
         default="layer",
         help="one goodness per layer or per location, in both runs (default: layer)",
     )
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue interrupted runs from their model.npz (same options)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 

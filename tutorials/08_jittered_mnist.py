@@ -64,7 +64,7 @@ import numpy as np
 from matplotlib.figure import Figure  # draws to a file, never to a window
 from matplotlib.patches import Rectangle
 
-from ff_numpy import experiments
+from ff_numpy import experiments, tutorial
 from ff_numpy.data import load_mnist
 from ff_numpy.model import FFNet
 from ff_numpy.negatives import LabelCode, jitter
@@ -223,11 +223,7 @@ def train(args: argparse.Namespace) -> dict:
         f"{args.negatives!r} -> {args.out}"
     )
     metrics = experiments.get(EXPERIMENT).run(args)
-    print("epoch  validation error (softmax, goodness)")
-    for r in metrics["history"]:
-        good = r.get("val_error_goodness")
-        good = f"{100 * good:5.2f}%" if good is not None else "    - "
-        print(f"  {r['epoch']:3d}  {100 * r['val_error_softmax']:5.2f}%  {good}")
+    tutorial.print_history(metrics)
     return metrics
 
 
@@ -271,15 +267,7 @@ def draw_fields(run_dir: Path) -> dict:
 
 # %%
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
-    p.add_argument("--quick", action="store_true", help=f"small run: {QUICK}")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        help="folder for metrics.json, model.npz and the figures",
-    )
-    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $FF_NUMPY_DATA)")
+    p = tutorial.parser(__doc__, f"small run: {QUICK}", DEFAULT_OUT)
     p.add_argument("--epochs", type=int, default=None, help="epochs (override)")
     p.add_argument(
         "--negatives",
@@ -287,12 +275,6 @@ def build_parser() -> argparse.ArgumentParser:
         default="hard",
         help="wrong labels: uniform, or drawn from the softmax (default: hard)",
     )
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue an interrupted run from OUT/model.npz (same options)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 

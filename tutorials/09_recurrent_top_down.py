@@ -81,7 +81,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure  # draws to a file, never to a window
 
-from ff_numpy import experiments
+from ff_numpy import experiments, tutorial
 from ff_numpy import goodness as gd
 from ff_numpy.plots import plot_error_by_window, plot_goodness_by_iteration
 from ff_numpy.recurrent import RecurrentFFNet, damped_step
@@ -529,11 +529,7 @@ def train(args: argparse.Namespace) -> dict:
         f"{args.train_size} training images -> {args.out}"
     )
     metrics = experiments.get(EXPERIMENT).run(args)
-    print("epoch  validation error (softmax, goodness)")
-    for r in metrics["history"]:
-        good = r.get("val_error_goodness")
-        good = f"{100 * good:5.2f}%" if good is not None else "    - "
-        print(f"  {r['epoch']:3d}  {100 * r['val_error_softmax']:5.2f}%  {good}")
+    tutorial.print_history(metrics)
     return metrics
 
 
@@ -564,21 +560,7 @@ def draw_run(run_dir: Path, metrics: dict) -> list[Path]:
 
 # %%
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
-    p.add_argument("--quick", action="store_true", help=f"small run: {QUICK}")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        help="folder for metrics.json, model.npz and the figures",
-    )
-    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $FF_NUMPY_DATA)")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue an interrupted run from OUT/model.npz (same options)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p = tutorial.parser(__doc__, f"small run: {QUICK}", DEFAULT_OUT)
     return p
 
 

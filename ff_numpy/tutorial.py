@@ -1,0 +1,81 @@
+"""What the tutorial scripts share: their command line and their training printout.
+
+Every tutorial under ``tutorials/`` takes ``--quick``, ``--out``, ``--data-dir`` and,
+where it trains, ``--resume`` and ``--no-progress``, with the same meanings; they are
+built here once so that a tutorial's own code is the part worth reading. A tutorial adds
+its own options to the parser this returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def parser(
+    doc: str | None,
+    quick: str,
+    default_out: Path,
+    out: str = "folder for metrics.json, model.npz and the figures",
+    *,
+    trains: bool = True,
+    several_runs: bool = False,
+) -> argparse.ArgumentParser:
+    """The command line every tutorial starts from.
+
+    Parameters
+    ----------
+    doc : str or None
+        The tutorial's module docstring; its first line is the description.
+    quick : str
+        What ``--quick`` runs (shown in ``--help``).
+    default_out : Path
+        Default of ``--out``.
+    out : str
+        Help text of ``--out``: what the tutorial writes there.
+    trains : bool
+        Add ``--resume`` and ``--no-progress`` (tutorials that train a model).
+    several_runs : bool
+        The tutorial trains several runs, one subfolder of ``--out`` each
+        (changes only the help text of ``--resume``).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    p = argparse.ArgumentParser(description=(doc or "").split("\n", 1)[0])
+    p.add_argument("--quick", action="store_true", help=quick)
+    p.add_argument("--out", type=Path, default=default_out, help=out)
+    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $FF_NUMPY_DATA)")
+    if trains:
+        what = "interrupted runs from their " if several_runs else "an interrupted run from OUT/"
+        p.add_argument(
+            "--resume",
+            action="store_true",
+            help=f"continue {what}model.npz (same options)",
+        )
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def history_lines(metrics: dict) -> list[str]:
+    """The validation errors of a run, one line per epoch.
+
+    The goodness column appears when the run recorded it (``--eval-every``); ``-``
+    marks the epochs at which it was not measured.
+    """
+    history = metrics["history"]
+    goodness = any("val_error_goodness" in r for r in history)
+    lines = ["epoch  validation error (softmax" + (", goodness)" if goodness else ")")]
+    for r in history:
+        line = f"  {r['epoch']:3d}  {100 * r['val_error_softmax']:5.2f}%"
+        if goodness:
+            good = r.get("val_error_goodness")
+            line += f"  {100 * good:5.2f}%" if good is not None else "    - "
+        lines.append(line)
+    return lines
+
+
+def print_history(metrics: dict) -> None:
+    """Print :func:`history_lines`."""
+    print("\n".join(history_lines(metrics)))

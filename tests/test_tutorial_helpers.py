@@ -1,0 +1,59 @@
+"""The command line and the printout shared by the tutorials (ff_numpy.tutorial)."""
+
+from pathlib import Path
+
+import pytest
+
+from ff_numpy import tutorial
+
+
+def test_parser_has_the_shared_options_with_their_defaults():
+    p = tutorial.parser("Title line.\n\nMore.", "small run", Path("runs/x"))
+    assert p.description == "Title line."
+    opts = p.parse_args([])
+    assert opts.out == Path("runs/x") and opts.data_dir is None
+    assert not opts.quick and not opts.resume and not opts.no_progress
+    opts = p.parse_args(["--quick", "--out", "o", "--data-dir", "d", "--resume", "--no-progress"])
+    assert (opts.quick, opts.out, opts.data_dir, opts.resume, opts.no_progress) == (
+        True,
+        Path("o"),
+        "d",
+        True,
+        True,
+    )
+
+
+def test_parser_without_training_has_no_resume():
+    p = tutorial.parser(None, "small run", Path("o"), "folder for the figure", trains=False)
+    assert p.description == ""
+    with pytest.raises(SystemExit):
+        p.parse_args(["--resume"])
+    assert "folder for the figure" in p.format_help()
+
+
+def test_resume_help_names_one_run_or_several():
+    one = tutorial.parser("t", "q", Path("o")).format_help()
+    several = tutorial.parser("t", "q", Path("o"), several_runs=True).format_help()
+    assert "from OUT/model.npz" in " ".join(one.split())
+    assert "from their model.npz" in " ".join(several.split())
+
+
+def test_history_lines_show_goodness_only_where_measured():
+    metrics = {
+        "history": [
+            {"epoch": 1, "val_error_softmax": 0.05},
+            {"epoch": 2, "val_error_softmax": 0.0425, "val_error_goodness": 0.0312},
+        ]
+    }
+    lines = tutorial.history_lines(metrics)
+    assert lines[0] == "epoch  validation error (softmax, goodness)"
+    assert lines[1] == "    1   5.00%    - "
+    assert lines[2] == "    2   4.25%   3.12%"
+
+
+def test_history_lines_without_any_goodness_have_one_column():
+    metrics = {"history": [{"epoch": 3, "val_error_softmax": 0.1}]}
+    assert tutorial.history_lines(metrics) == [
+        "epoch  validation error (softmax)",
+        "    3  10.00%",
+    ]
