@@ -312,7 +312,11 @@ def test_goodness_per_location_is_checked_and_saved(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(again.group_starts, net.group_starts))
     from ff_numpy import experiments
 
-    assert experiments.default_args("local").goodness_per == "layer"  # chosen on val.
+    local = experiments.default_args("local")
+    assert local.goodness_per == "layer"  # chosen on val.
+    assert (local.lr, local.hybrid_blur) == (0.006, 4)  # the setting of the 1.13% run
+    dense = experiments.default_args("unsupervised")
+    assert (dense.lr, dense.hybrid_blur) == (0.003, 8)
     assert again.norm_per == "layer" and all(s is None for s in again.norm_starts)
     assert "goodness_per" not in vars(experiments.default_args("unsupervised"))
 

@@ -193,3 +193,27 @@ def test_hybrid_blur_sets_the_masks_of_the_training_negatives(n_blur):
     assert FFNet.from_config(_net(hybrid_blur=n_blur).config()).hybrid_blur == n_blur
     with pytest.raises(ValueError, match="hybrid_blur"):
         _net(hybrid_blur=-1)
+
+
+@pytest.mark.parametrize("experiment", ["unsupervised", "local"])
+def test_interrupted_then_resumed_equals_uninterrupted(experiment, tmp_path):
+    """Hybrid masks, peer-normalisation means, readout and optimiser state all come back
+    from the checkpoint: a resumed run repeats the uninterrupted one to the last digit."""
+    from helpers import interrupted_after, numbers, train_args
+
+    from ff_numpy import experiments
+    from ff_numpy.data import find_data_dir
+    from ff_numpy.experiments.common import UnsupervisedTask
+
+    if find_data_dir() is None:
+        pytest.skip("MNIST not found: set FF_NUMPY_DATA")
+    small = ["--train-size", "1000", "--epochs", "2"]
+    if experiment == "unsupervised":
+        small += ["--hidden", "100", "100", "100"]
+    run = experiments.get(experiment).run
+    reference = run(train_args(experiment, tmp_path / "whole", *small))
+    with interrupted_after(UnsupervisedTask, 10 + 3):  # 10 batches an epoch: in epoch 2
+        run(train_args(experiment, tmp_path / "parts", *small))
+    resumed = run(train_args(experiment, tmp_path / "parts", *small, "--resume"))
+    assert numbers(resumed) == numbers(reference)
+    assert len(resumed["history"]) == 2

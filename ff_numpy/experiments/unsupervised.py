@@ -40,6 +40,8 @@ class Unsupervised(Experiment):
     # What a variant (e.g. the locally connected net of footnote 8) changes:
     default_hidden = (2000, 2000, 2000, 2000)
     default_epochs = 100
+    default_lr = 0.003
+    default_blur = N_BLUR
     local = None  # FFNet(local=...): None for dense layers
     shape_helps = None  # help texts replacing those of add_run_shape_arguments
 
@@ -52,7 +54,7 @@ class Unsupervised(Experiment):
             track_test=True,
             helps=cls.shape_helps,
         )
-        add_ff_arguments(p, lr=0.003, exclude=("negatives",))
+        add_ff_arguments(p, lr=cls.default_lr, exclude=("negatives",))
         p.add_argument(
             "--score-layers",
             type=int,
@@ -65,10 +67,10 @@ class Unsupervised(Experiment):
         p.add_argument(
             "--hybrid-blur",
             type=int,
-            default=N_BLUR,
+            default=cls.default_blur,
             metavar="N",
             help="blurring steps of the hybrid-image masks: fewer give smaller regions "
-            f"(default: {N_BLUR})",
+            f"(default: {cls.default_blur})",
         )
 
     @staticmethod
