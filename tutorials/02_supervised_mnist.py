@@ -129,8 +129,7 @@ def draw_figures(run_dir: Path) -> list[Path]:
 
 # %%
 def build_parser() -> argparse.ArgumentParser:
-    p = tutorial.parser(__doc__, f"small run: {QUICK}", DEFAULT_OUT)
-    return p
+    return tutorial.parser(__doc__, f"small run: {QUICK}", DEFAULT_OUT)
 
 
 def main(argv=None) -> dict:

@@ -560,8 +560,7 @@ def draw_run(run_dir: Path, metrics: dict) -> list[Path]:
 
 # %%
 def build_parser() -> argparse.ArgumentParser:
-    p = tutorial.parser(__doc__, f"small run: {QUICK}", DEFAULT_OUT)
-    return p
+    return tutorial.parser(__doc__, f"small run: {QUICK}", DEFAULT_OUT)
 
 
 def main(argv=None) -> dict:
