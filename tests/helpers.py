@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,7 @@ def load_tutorial(stem: str, folder: Path = TUTORIALS):
     path = folder / f"{stem}.py"
     spec = importlib.util.spec_from_file_location(f"{folder.name}_{stem}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

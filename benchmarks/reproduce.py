@@ -1,0 +1,119 @@
+"""The paper's MNIST experiments, one command each: their status in a runs folder, or a run.
+
+Each entry is the command behind a row of ``docs/RESULTS.md`` (the paper's net and
+budget where we ran it, else the setting we ran), the paper's test error and which of
+the run's test errors to compare with it. Every run writes ``RUNS/NAME/metrics.json``
+and a checkpoint after every epoch, so a stopped run continues where it stopped::
+
+    python benchmarks/reproduce.py                      # status of every experiment in runs/
+    python benchmarks/reproduce.py --runs /data/runs    # ... in another folder
+    python benchmarks/reproduce.py jitter --print       # the command, not run
+    python benchmarks/reproduce.py jitter               # run it (--resume if it was stopped)
+
+A status line reads, for example, ``jitter  212/500 epochs  val 0.98% (epoch 200)`` for a
+run in progress, and ``local  60/60  test 1.13% (paper 1.16%): met`` for a finished one.
+The hours are this project's measurements on one core of a 2-core machine (one BLAS
+thread); a run with both cores to itself takes about 0.55-0.6 times as long.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    experiment: str  # ff-numpy train EXPERIMENT
+    options: tuple[str, ...]
+    paper: float  # the paper's test error (fraction)
+    metric: str  # the key of metrics.json compared with it
+    source: str  # where in the paper
+    hours: float  # our wall time on one core, one BLAS thread (measured or extrapolated)
+
+    def argv(self, out: Path, resume: bool = False) -> list[str]:
+        """``ff-numpy train ...`` for this reproduction, writing to ``out``."""
+        tail = ["--resume"] if resume else []
+        return ["train", self.experiment, *self.options, "--out", str(out), *tail]
+
+
+FOUR_BY_2000 = ("--hidden", "2000", "2000", "2000", "2000")
+REPRODUCTIONS = {
+    "supervised": Reproduction(
+        "supervised",
+        (*FOUR_BY_2000, "--epochs", "60", "--negatives", "hard", "--lr", "0.003"),
+        0.0136, "test_error_goodness", "Sec. 3.3, 4 x 2000, 60 epochs", 1.35,
+    ),
+    "jitter": Reproduction(
+        "supervised",
+        (*FOUR_BY_2000, "--epochs", "500", "--jitter", "2", "--negatives", "hard")
+        + ("--lr", "0.003", "--eval-every", "25"),
+        0.0064, "test_error_goodness", "Sec. 3.3, jittered, 500 epochs", 11.0,
+    ),
+    "unsupervised": Reproduction(
+        "unsupervised", ("--track-test",),
+        0.0137, "test_error_softmax", "Sec. 3.2, 4 x 2000, 100 epochs", 2.4,
+    ),
+    "local": Reproduction(
+        "local", ("--track-test",),
+        0.0116, "test_error_softmax", "Sec. 3.2, footnote 8, 60 epochs", 0.5,
+    ),
+    "recurrent": Reproduction(
+        "recurrent", ("--eval-every", "10", "--eval-size", "2000"),
+        0.0131, "test_error_goodness", "Sec. 3.4, Fig. 3, 60 epochs", 4.7,
+    ),
+    "backprop": Reproduction(
+        "backprop", ("--lr", "0.05", "--weight-decay", "5e-4", "--track-test"),
+        0.014, "test_error", "Sec. 3.1, about 1.4%, 20 epochs", 0.3,
+    ),
+}  # fmt: skip
+
+
+def status(name: str, runs: Path) -> str:
+    """One line: how far ``runs/name`` has got, and its test error against the paper's."""
+    rep = REPRODUCTIONS[name]
+    path = runs / name / "metrics.json"
+    head = f"{name:13s}"
+    if not path.is_file():
+        return f"{head} not started   (paper {100 * rep.paper:.2f}%, about {rep.hours:g} h)"
+    metrics = json.loads(path.read_text())
+    history = metrics.get("history", [])
+    done, total = len(history), metrics["config"]["epochs"]
+    line = f"{head} {done}/{total} epochs"
+    if rep.metric in metrics:
+        err = metrics[rep.metric]
+        gap = err - rep.paper
+        verdict = "met" if gap <= 1e-12 else f"missed by {100 * gap:.2f} point"
+        return f"{line}  test {100 * err:.2f}% (paper {100 * rep.paper:.2f}%): {verdict}"
+    for key in ("val_error_goodness", "val_error_softmax", "val_error"):
+        seen = [r for r in history if r.get(key) is not None]
+        if seen:
+            return f"{line}  val {100 * seen[-1][key]:.2f}% (epoch {seen[-1]['epoch']})"
+    return line
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("name", nargs="?", choices=sorted(REPRODUCTIONS), help="run this one")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="folder of the runs")
+    p.add_argument("--print", action="store_true", help="print the command, do not run it")
+    opts = p.parse_args(argv)
+    if opts.name is None:
+        for name in REPRODUCTIONS:
+            print(status(name, opts.runs))
+        return 0
+    out = opts.runs / opts.name
+    resume = (out / "model.npz").is_file()  # the CLI refuses a resume with other options
+    cmd = [sys.executable, "-m", "ff_numpy", *REPRODUCTIONS[opts.name].argv(out, resume)]
+    print(" ".join(cmd))
+    if opts.print:
+        return 0
+    return subprocess.run(cmd, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
