@@ -52,6 +52,10 @@ def run_label(metrics: dict) -> str:
     parts += [f"{k} {cfg[k]}" for k in ("negatives", "objective", "goodness") if k in cfg]
     if cfg.get("black_box") is not None:
         parts.append(f"box after {cfg['black_box']}")
+    if cfg.get("jitter"):
+        parts.append(f"jitter {cfg['jitter']}")
+    if "epochs" in cfg:
+        parts.append(f"{cfg['epochs']} epochs")
     return " ".join(p for p in parts if p) + seed
 
 

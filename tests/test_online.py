@@ -338,3 +338,15 @@ def test_evaluate_recomputes_test_errors(mnist_runs, capsys):
     shown = json.loads(capsys.readouterr().out)
     assert shown["test_error_goodness"] == metrics["test_error_goodness"]
     assert shown["test_error_softmax"] == metrics["test_error_softmax"]
+
+
+def test_run_label_names_what_tells_runs_apart():
+    from ff_numpy.plots import run_label
+
+    cfg = {"experiment": "supervised", "hidden": [1000, 1000], "negatives": "hard"}
+    assert run_label({"config": cfg}) == "supervised 1000x1000 negatives hard"
+    longer = {**cfg, "jitter": 2, "epochs": 300, "seed": 1}
+    assert run_label({"config": longer}) == (
+        "supervised 1000x1000 negatives hard jitter 2 300 epochs, seed 1"
+    )
+    assert "jitter" not in run_label({"config": {**cfg, "jitter": 0}})
