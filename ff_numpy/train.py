@@ -12,6 +12,7 @@ A task is any object with the methods of :class:`Task`; experiments in
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Protocol
@@ -139,6 +140,7 @@ def fit(
             # when other work shared the machine.
             "train_cpu_seconds": time.process_time() - c0,
             "train_loss": {k: v / n for k, v in sums.items()},
+            **_where_it_ran(),
         }
         record.update(task.evaluate(epoch, epochs))
         record["seconds"] = time.perf_counter() - t0
@@ -187,6 +189,22 @@ def _peak_rss_mb() -> float | None:
     except ImportError:  # Windows
         return None
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _where_it_ran() -> dict:
+    """The BLAS thread setting and the cores this process may use, for each epoch's record.
+
+    float32 results depend on the BLAS thread count (OpenBLAS splits a product
+    differently), so a run resumed with another count continues on different rounding;
+    the record says which epochs ran how. ``blas_threads`` is the ``OPENBLAS_NUM_THREADS``
+    (else ``OMP_NUM_THREADS``) setting, None when unset (OpenBLAS then uses every core).
+    """
+    threads = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count()
+    return {"blas_threads": int(threads) if threads and threads.isdigit() else None, "cores": cores}
 
 
 def _fmt(d: dict) -> str:

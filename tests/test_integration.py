@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from helpers import interrupted_after, needs_mnist, numbers, train_args
 
-from ff_numpy import cli, experiments
+from ff_numpy import cli, experiments, train
 from ff_numpy.data import find_data_dir
 
 SMALL = (
@@ -47,6 +48,7 @@ def test_small_net_learns_mnist_within_a_minute(small_run):
     assert "val_error_goodness" in saved["history"][4]
     for r in saved["history"]:  # CPU time of the batches: positive, at most threads x wall
         assert 0 < r["train_cpu_seconds"] <= 8 * r["train_seconds"] + 0.1
+        assert r["cores"] >= 1 and "blas_threads" in r  # which epochs ran how
     assert metrics["total_train_cpu_seconds"] == sum(
         r["train_cpu_seconds"] for r in saved["history"]
     )
@@ -190,3 +192,17 @@ def test_jittered_training_runs_and_is_recorded(tmp_path):
     metrics = experiments.get("supervised").run(args)
     assert metrics["config"]["jitter"] == 2
     assert metrics["test_error_softmax"] < 0.9
+
+
+@pytest.mark.parametrize(
+    "env, threads",
+    [({"OPENBLAS_NUM_THREADS": "1"}, 1), ({"OMP_NUM_THREADS": "2"}, 2), ({}, None)],
+)
+def test_each_epoch_records_the_blas_threads_and_cores(monkeypatch, env, threads):
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    where = train._where_it_ran()
+    assert where["blas_threads"] == threads
+    assert 1 <= where["cores"] <= (os.cpu_count() or 1)
