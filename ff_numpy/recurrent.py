@@ -601,7 +601,9 @@ class RecurrentFFNet:
         return {"softmax": loss_sm, **losses}
 
     # ------------------------------------------------------------------ classification
-    def goodness_trace(self, x, n_iter: int | None = None, batch_size: int = 100) -> np.ndarray:
+    def goodness_trace(
+        self, x, n_iter: int | None = None, batch_size: int = 100, per_layer: bool = False
+    ) -> np.ndarray:
         """Goodness summed over the scored layers, for every label and iteration.
 
         Parameters
@@ -611,17 +613,21 @@ class RecurrentFFNet:
             Iterations to run (default :attr:`iterations`).
         batch_size : int
             Images per block of ``batch_size * n_classes`` rows.
+        per_layer : bool
+            Keep every hidden layer's goodness apart, scored or not (to choose which
+            layers to score on validation data without rerunning the net).
 
         Returns
         -------
-        G : ndarray, shape (N, n_classes, n_iter)
-            ``G[n, k, t - 1]``: image ``n`` with label ``k`` at iteration ``t``.
+        G : ndarray, shape (N, n_classes, n_iter), or (N, n_classes, n_iter, L) per layer
+            ``G[n, k, t - 1]``: image ``n`` with label ``k`` at iteration ``t``
+            (``G[n, k, t - 1, l]``: of hidden layer ``l`` alone).
         """
         x = check_matrix(x, "x", self.n_in)
         n_iter = self.iterations if n_iter is None else int(n_iter)
-        C = self.n_classes
-        out = np.empty((len(x), C, n_iter))
-        scored = set(self.score_layers)
+        C, L = self.n_classes, len(self.hidden)
+        out = np.empty((len(x), C, n_iter, L) if per_layer else (len(x), C, n_iter))
+        scored = set(range(L) if per_layer else self.score_layers)
         for start in range(0, len(x), batch_size):
             xb = x[start : start + batch_size]
             nb = len(xb)
@@ -634,7 +640,11 @@ class RecurrentFFNet:
 
             def record(t, l, y, r, h_below, h_above, G=G, nb=nb):
                 if l in scored:  # (C nb,) -> (nb, C)
-                    G[:, :, t - 1] += gd.goodness(y).reshape(C, nb).T
+                    g = gd.goodness(y).reshape(C, nb).T
+                    if per_layer:
+                        G[:, :, t - 1, l] = g
+                    else:
+                        G[:, :, t - 1] += g
 
             self._iterate(image_term, Y, lab_h, n_iter, lambda t, k, s=scratch: s[k], record)
         return out

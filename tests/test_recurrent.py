@@ -27,11 +27,12 @@ import time
 import numpy as np
 import pytest
 from gradcheck import AUTOGRAD_TOL, FD_TOL, assert_close, numerical_grad, rel_error, sample_indices
-from helpers import assert_png, interrupted_after, needs_mnist, numbers
+from helpers import BENCHMARKS, assert_png, interrupted_after, load_tutorial, needs_mnist, numbers
 
 from ff_numpy import checkpoint, cli, experiments
 from ff_numpy import goodness as gd
 from ff_numpy import recurrent as recurrent_module
+from ff_numpy.data import load_mnist
 from ff_numpy.experiments.recurrent import RecurrentTask, iteration_report
 from ff_numpy.model import FFNet
 from ff_numpy.negatives import hard_wrong_labels
@@ -849,6 +850,13 @@ def test_goodness_trace_matches_the_reference_unroll(schedule):
         lo, hi = net.average_iterations
         mean = G[:, :, lo - 1 : hi].mean(axis=2)
         np.testing.assert_array_equal(net.predict_goodness(x), mean.argmax(axis=1))
+        # per layer: every layer apart, scored or not; the scored ones sum to G
+        P = net.goodness_trace(x, batch_size=3, per_layer=True)
+        assert P.shape == (7, spec["C"], 6, 3)
+        for layer in range(3):
+            one = _ref_goodness_trace(_params(net), x, spec, 6, [layer])
+            assert_close(P[..., layer], one, 1e-12, f"layer {layer} alone ({schedule})")
+        np.testing.assert_allclose(P[..., net.score_layers].sum(axis=3), G, rtol=1e-12)
 
 
 # A synthetic goodness trace: 4 images, 3 labels, 5 iterations; G[n, k] over t = 1..5.
@@ -891,6 +899,30 @@ def test_iteration_report_on_a_synthetic_trace():
     wrong = np.array([[1.5] * 5, [2.0] * 5, [3, 3, 0.5, 0.5, 0.5], [2.0] * 5])
     assert stats["wrong_mean"] == pytest.approx([2.125, 2.125, 1.5, 1.5, 1.5])
     assert stats["wrong_std"] == pytest.approx(wrong.std(axis=0))
+
+
+def test_window_errors_of_the_benchmark_agree_with_the_iteration_report():
+    """``benchmarks/recurrent_windows.py`` scores every window ``lo..hi`` of every layer
+    set: with the trace split into two layers, the set of both gives the report's errors
+    wherever the report has the window, and each layer alone gives its own."""
+    rw = load_tutorial("recurrent_windows", BENCHMARKS)
+    rng = np.random.default_rng(0)
+    share = rng.random(SYNTH_G.shape)  # split each goodness into two layers' parts
+    P = np.stack([SYNTH_G * share, SYNTH_G * (1 - share)], axis=3)  # (4, 3, 5, 2)
+    assert rw.layer_sets(2) == [(0,), (1,), (0, 1)]
+    assert rw.layer_sets(3)[-1] == (0, 1, 2) and len(rw.layer_sets(3)) == 7
+    for objective, errors in (("max", SYNTH_MAX), ("min", SYNTH_MIN)):
+        E = rw.window_errors(P, SYNTH_Y, objective, (0, 1))
+        assert E.shape == (5, 5) and np.isnan(E[np.tril_indices(5, -1)]).all()
+        for key, err in errors.items():
+            lo, hi = map(int, key.split("-"))
+            assert E[lo - 1, hi - 1] == pytest.approx(err), (objective, key)
+        for layer in (0, 1):
+            one = iteration_report(P[..., layer], SYNTH_Y, objective)["error_by_window"]
+            E1 = rw.window_errors(P, SYNTH_Y, objective, (layer,))
+            for key, err in one.items():
+                lo, hi = map(int, key.split("-"))
+                assert E1[lo - 1, hi - 1] == pytest.approx(err), (objective, layer, key)
 
 
 @pytest.mark.parametrize("objective", ["max", "min"])
@@ -1130,3 +1162,25 @@ def test_integration_recurrent_net_learns_mnist_within_a_minute(tmp_path):
     assert errors["3-5"] == metrics["test_error_goodness"]
     assert errors["3-5"] < errors["1-1"], f"iterating should help: {errors}"
     assert seconds < 60, f"2 x 200 on 10,000 images for 5 epochs took {seconds:.1f} s"
+
+
+@needs_mnist
+def test_recurrent_windows_benchmark_on_the_tiny_run(tiny_cli_run, tmp_path, capsys):
+    """The benchmark loads a run, and its row for the run's own layers and window is the
+    run's own goodness classifier on the same images."""
+    rw = load_tutorial("recurrent_windows", BENCHMARKS)
+    _, out, _ = tiny_cli_run
+    assert rw.main([str(out), "--size", "40", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "recurrent_windows.json").read_text())
+    assert_png(tmp_path / "recurrent_windows.png")
+    assert len(result["rows"]) == 3 * 6  # 3 layer sets x 6 windows of 3 iterations
+    model = RecurrentFFNet.load(out / "model.npz")
+    data = load_mnist()
+    default = result["run_default"]
+    assert default["layers"] == [0, 1] and default["window"] == [1, 3]
+    for split, key in ((data.validation, "val_error"), (data.test, "test_error")):
+        wrong = np.mean(model.predict_goodness(split.x[:40]) != split.y[:40])
+        assert default[key] == pytest.approx(wrong), key
+    best = result["best_by_validation"]
+    assert best["val_error"] == min(r["val_error"] for r in result["rows"])
+    assert "best_by_validation" in capsys.readouterr().out
