@@ -52,7 +52,7 @@ REPRODUCTIONS = {
         "supervised",
         (*FOUR_BY_2000, "--epochs", "500", "--jitter", "2", "--negatives", "hard")
         + ("--lr", "0.003", "--eval-every", "25"),
-        0.0064, "test_error_goodness", "Sec. 3.3, jittered, 500 epochs", 11.0,
+        0.0064, "test_error_goodness", "Sec. 3.3, jittered, 500 epochs", 12.5,
     ),
     "unsupervised": Reproduction(
         "unsupervised", ("--track-test",),
