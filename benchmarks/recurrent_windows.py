@@ -114,9 +114,13 @@ def plot(result: dict, n_iter: int, path: Path) -> None:
         ax.set_xlabel("last iteration averaged")
         if ax is axes[0]:
             ax.set_ylabel("first iteration averaged")
-        ax.set_title(f"layers {' '.join(map(str, s))}", fontsize=9)
+        ax.set_title(f"hidden layers {' + '.join(map(str, s))}", fontsize=9)
     fig.colorbar(im, ax=list(axes), label="validation error (%)", shrink=0.8)
-    fig.suptitle("recurrent net: goodness window and layers scored", fontsize=10)
+    fig.suptitle(
+        "validation error by the goodness window and the hidden layers scored "
+        "(layer 0 is the first hidden layer)",
+        fontsize=10,
+    )
     fig.savefig(path, dpi=130)
 
 
