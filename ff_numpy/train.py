@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Protocol
 
@@ -110,6 +111,14 @@ def fit(
         start_epoch = meta["epochs_done"]
         if progress:
             print(f"resuming {model_path} after epoch {start_epoch} of {epochs}")
+        last, threads = (history[-1] if history else {}), _where_it_ran()["blas_threads"]
+        if "blas_threads" in last and last["blas_threads"] != threads:
+            warnings.warn(
+                f"{model_path} last trained with {last['blas_threads']} BLAS threads, now "
+                f"{threads} (OPENBLAS_NUM_THREADS): float32 rounding differs, so the resumed "
+                "run will not repeat an uninterrupted one number for number",
+                stacklevel=2,
+            )
 
     n = task.n_train
     n_batches = -(-n // batch_size)

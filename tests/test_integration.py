@@ -7,12 +7,13 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
 from helpers import interrupted_after, needs_mnist, numbers, train_args
 
-from ff_numpy import cli, experiments, train
+from ff_numpy import checkpoint, cli, experiments, train
 from ff_numpy.data import find_data_dir
 
 SMALL = (
@@ -206,3 +207,46 @@ def test_each_epoch_records_the_blas_threads_and_cores(monkeypatch, env, threads
     where = train._where_it_ran()
     assert where["blas_threads"] == threads
     assert 1 <= where["cores"] <= (os.cpu_count() or 1)
+
+
+class _CountingTask:
+    """The smallest :class:`ff_numpy.train.Task`: one weight that counts the batches."""
+
+    n_train = 6
+
+    def __init__(self):
+        self.w = np.zeros(1)
+
+    def train_batch(self, idx, rng, lr_scale):
+        self.w += 1
+        return {"loss": float(rng.random())}
+
+    def evaluate(self, epoch, n_epochs):
+        return {}
+
+    def final_metrics(self):
+        return {"test_error": 0.0}
+
+    def state(self):
+        return {"w": self.w}
+
+    def load_state(self, arrays):
+        self.w = arrays["w"].copy()
+
+
+def test_resume_with_another_blas_thread_count_warns(tmp_path, monkeypatch):
+    """Resuming with the same thread setting is silent and continues the count; another
+    setting still resumes but warns that the numbers will not repeat an uninterrupted run."""
+    kw = dict(config={"x": 1}, batch_size=2, seed=0, progress=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    train.fit(_CountingTask(), tmp_path, epochs=1, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning with the same setting
+        same = train.fit(_CountingTask(), tmp_path, epochs=2, resume=True, **kw)
+    assert [r["blas_threads"] for r in same["history"]] == [1, 1]
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    with pytest.warns(UserWarning, match="last trained with 1 BLAS threads, now 2"):
+        other = train.fit(_CountingTask(), tmp_path, epochs=3, resume=True, **kw)
+    assert [r["blas_threads"] for r in other["history"]] == [1, 1, 2]
+    arrays, _ = checkpoint.load(tmp_path / "model.npz")
+    assert arrays["w"][0] == 9  # 3 batches an epoch, 3 epochs, none repeated
