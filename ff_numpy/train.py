@@ -111,11 +111,12 @@ def fit(
         start_epoch = meta["epochs_done"]
         if progress:
             print(f"resuming {model_path} after epoch {start_epoch} of {epochs}")
-        last, threads = (history[-1] if history else {}), _where_it_ran()["blas_threads"]
-        if "blas_threads" in last and last["blas_threads"] != threads:
+        now = _where_it_ran()["blas_threads"]
+        was = history[-1].get("blas_threads", now) if history else now
+        if was != now:
             warnings.warn(
-                f"{model_path} last trained with {last['blas_threads']} BLAS threads, now "
-                f"{threads} (OPENBLAS_NUM_THREADS): float32 rounding differs, so the resumed "
+                f"{model_path} last trained with {was} BLAS threads, now "
+                f"{now} (OPENBLAS_NUM_THREADS): float32 rounding differs, so the resumed "
                 "run will not repeat an uninterrupted one number for number",
                 stacklevel=2,
             )
