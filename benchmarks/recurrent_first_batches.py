@@ -28,7 +28,8 @@ from ff_numpy.experiments.common import make_ff_optimizers
 from ff_numpy.experiments.recurrent import Recurrent
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> list[dict[str, float]]:
+    """Train on the first batches and print their losses; returns every batch's losses."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, default=40, help="mini-batches (default: 40)")
     ap.add_argument("--every", type=int, default=4, help="print every N-th (default: 4)")
@@ -41,13 +42,16 @@ def main(argv=None) -> None:
     B = args.batch_size
     x, y = data.train.x[: own.batches * B], data.train.y[: own.batches * B]
     print(f"schedule {args.schedule}, lr {args.lr}, weight decay {args.weight_decay}")
+    history = []
     for i in range(own.batches):
         losses = model.train_step(
             x[i * B : (i + 1) * B], y[i * B : (i + 1) * B], rng, opt, readout_opt,
             negatives=args.negatives,
         )  # fmt: skip
+        history.append(losses)
         if (i + 1) % own.every == 0:
             print(f"batch {i + 1:4d}  " + "  ".join(f"{k} {v:9.2f}" for k, v in losses.items()))
+    return history
 
 
 if __name__ == "__main__":

@@ -1184,3 +1184,22 @@ def test_recurrent_windows_benchmark_on_the_tiny_run(tiny_cli_run, tmp_path, cap
     best = result["best_by_validation"]
     assert best["val_error"] == min(r["val_error"] for r in result["rows"])
     assert "best_by_validation" in capsys.readouterr().out
+
+
+@needs_mnist
+def test_recurrent_first_batches_benchmark(capsys):
+    """The stability probe passes ``train recurrent``'s options through: it is
+    deterministic, prints every ``--every``-th batch, and a zero learning rate changes the
+    losses only from the second batch on (the first batch's losses are taken before the
+    first update)."""
+    fb = load_tutorial("recurrent_first_batches", BENCHMARKS)
+    opts = ["--batches", "4", "--every", "2", "--hidden", "30", "20", "--batch-size", "20"]
+    a = fb.main(opts)
+    printed = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("batch")]
+    assert len(printed) == 2 and printed[0].split()[1] == "2"
+    assert len(a) == 4 and all(set(d) == {"softmax", "layer0", "layer1"} for d in a)
+    assert all(np.isfinite(v) for d in a for v in d.values())
+    assert fb.main(opts) == a
+    frozen = fb.main([*opts, "--lr", "0"])
+    assert frozen[0]["layer0"] == a[0]["layer0"]
+    assert frozen[1]["layer0"] != a[1]["layer0"]
