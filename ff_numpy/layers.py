@@ -142,11 +142,11 @@ class Dense:
             # G = sum_j y_j^2  =>  dL/dy = dL/dG * 2 y
             # y = relu(a)      =>  dL/da = dL/dy * [a > 0]; y is 0 where a <= 0, so
             #                      2 y * dL/dG already is dL/da (ReLU'(0) = 0).
-            dL_da = y * (2 * dL_dG).astype(y.dtype, copy=False)
+            dL_da = y * blas.row_factor(2 * dL_dG, y.dtype)  # no subnormals: blas.row_factor
         elif kind == "sum":
             # G = sum_j y_j    =>  dL/dy = dL/dG
             # y = relu(a)      =>  dL/da = dL/dG * [a > 0]  (y > 0 exactly where a > 0)
-            dL_da = (y > 0) * dL_dG.astype(y.dtype, copy=False)
+            dL_da = (y > 0) * blas.row_factor(dL_dG, y.dtype)
         else:
             raise ValueError(f"unknown goodness {kind!r}: expected 'ssq' or 'sum'")
         return dL_da

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ff_numpy import checkpoint
+from ff_numpy import blas, checkpoint
 from ff_numpy import goodness as gd
 from ff_numpy.layers import Dense
 from ff_numpy.negatives import hard_wrong_labels, random_wrong_labels
@@ -120,7 +120,7 @@ def dL_da_damped(
     """
     # G = sum_j y_j^2                    =>  dL/dy = 2 y dL/dG
     # y = d y_prev + (1 - d) relu(a)     =>  dy/da = (1 - d) [a > 0]   (y_prev constant)
-    scale = (2.0 * (1.0 - damping) * dL_dG).astype(y.dtype, copy=False)
+    scale = blas.row_factor(2.0 * (1.0 - damping) * dL_dG, y.dtype)  # no subnormals
     out = np.multiply(y, scale[:, None], out=out)
     np.multiply(out, r > 0, out=out)  # ReLU'(a) = [a > 0]
     return out
