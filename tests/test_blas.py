@@ -35,3 +35,30 @@ def test_ger_takes_rows_and_refuses_what_it_cannot_update_in_place():
         blas.ger(U[1].astype(np.float32), v, W, 1.0)
     with pytest.raises(ValueError, match=r"W \(m, n\)"):
         blas.ger(v, U[1], W, 1.0)
+
+
+def _subnormal(a: np.ndarray) -> np.ndarray:
+    return (a != 0) & (np.abs(a) < np.finfo(a.dtype).tiny)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_factor_zeroes_exactly_the_factors_that_would_make_subnormal_rows(dtype):
+    tiny = np.finfo(dtype).tiny
+    f = np.array([-0.3, 1e-3, tiny * 2.0**25, -tiny * 2.0**23, tiny / 4, 0.0], dtype=np.float64)
+    kept = np.array([True, True, True, False, False, True])
+    before = f.copy()
+    out = blas.row_factor(f, dtype)
+    assert out.dtype == dtype and out.shape == f.shape
+    np.testing.assert_array_equal(f, before, err_msg="the caller's factors were changed")
+    np.testing.assert_array_equal(out[kept], f[kept].astype(dtype))
+    assert np.all(out[~kept] == 0.0)
+    # every kept factor times a value of at least 2**-24 is a normal number
+    y = np.array([2.0**-24, 1.0, 5.0], dtype=dtype)
+    assert not _subnormal(np.outer(out, y)).any()
+
+
+def test_row_factor_rounds_to_the_target_dtype_before_the_test():
+    # a float64 factor that is normal in float64 but subnormal once cast to float32
+    f = np.array([1e-40, -1e-39, 1e-20])
+    out = blas.row_factor(f, np.float32)
+    np.testing.assert_array_equal(out, np.array([0.0, 0.0, 1e-20], dtype=np.float32))

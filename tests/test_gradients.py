@@ -136,6 +136,24 @@ def test_dense_relu_derivative_is_zero_at_zero():
     assert not dW.any() and not db.any()
 
 
+@pytest.mark.parametrize("kind", ["ssq", "sum"])
+def test_dense_dL_da_has_no_subnormal_entries(kind):
+    """Rows whose goodness factor underflows to a subnormal float32 get an exactly zero
+    dL/da row (``blas.row_factor``: subnormal GEMM operands are many times slower); the
+    other rows keep the plain formula."""
+    rng = np.random.default_rng(4)
+    layer = Dense(6, 30, rng)  # float32
+    y = layer.forward(rng.standard_normal((4, 6)).astype(np.float32))
+    dL_dG = np.array([-0.2, -1e-41, 3e-40, 0.7])  # float64, two subnormal in float32
+    ours = layer.dL_da(y, dL_dG, kind)
+    assert ours.dtype == np.float32
+    assert not ((ours != 0) & (np.abs(ours) < np.finfo(np.float32).tiny)).any()
+    np.testing.assert_array_equal(ours[1:3], 0.0)
+    dG_dy = 2 * y if kind == "ssq" else (y > 0)
+    plain = dL_dG[[0, 3], None] * dG_dy[[0, 3]]
+    np.testing.assert_allclose(ours[[0, 3]], plain, rtol=1e-6)
+
+
 def test_dense_forward_matches_definition():
     rng = np.random.default_rng(5)
     layer = Dense(6, 4, rng, dtype=np.float64)

@@ -267,6 +267,27 @@ def test_damped_step_and_its_derivative():
     assert ours[0, 0] == 0.0
 
 
+def test_dL_da_damped_has_no_subnormal_entries():
+    """A row whose goodness is far on the right side of theta has a factor that
+    underflows to a subnormal float32; its dL/da row must be exactly zero instead
+    (subnormal GEMM operands are many times slower: ``blas.row_factor``), and the
+    other rows must be as before."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((4, 50)).astype(np.float32)
+    y, r = damped_step(a, rng.random((4, 50)).astype(np.float32), 0.3)
+    theta = 50.0  # G - theta: 0.5 and -1 give ordinary factors, 95 and 100 subnormal ones
+    G = theta + np.array([0.5, 95.0, 100.0, -1.0], dtype=np.float32)
+    s = np.array([1.0, 1.0, 1.0, -1.0])
+    dL_dG = gd.dL_dG(G, theta, s).astype(np.float32)
+    assert (np.abs(dL_dG[1:3]) < np.finfo(np.float32).tiny).all(), "the case needs subnormals"
+    ours = dL_da_damped(y, r, dL_dG, 0.3)
+    tiny = np.finfo(np.float32).tiny
+    assert not ((ours != 0) & (np.abs(ours) < tiny)).any()
+    np.testing.assert_array_equal(ours[1:3], 0.0)
+    plain = dL_dG[[0, 3], None] * 2 * y[[0, 3]] * (1 - np.float32(0.3)) * (r[[0, 3]] > 0)
+    np.testing.assert_allclose(ours[[0, 3]], plain, rtol=1e-6)
+
+
 @needs_autograd
 @pytest.mark.parametrize("objective", ["max", "min"])
 @pytest.mark.parametrize("seed", SEEDS)
