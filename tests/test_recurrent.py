@@ -1224,3 +1224,21 @@ def test_recurrent_first_batches_benchmark(capsys):
     frozen = fb.main([*opts, "--lr", "0"])
     assert frozen[0]["layer0"] == a[0]["layer0"]
     assert frozen[1]["layer0"] != a[1]["layer0"]
+
+
+@needs_mnist
+def test_subnormals_benchmark_on_the_tiny_run(tiny_cli_run, capsys):
+    """``benchmarks/subnormals.py`` times GEMMs with subnormal rows, and on a saved run
+    finds the flushed and the plain factors give the same gradients bit for bit, with no
+    subnormal ``dL/da`` entry left by the flush."""
+    sn = load_tutorial("subnormals", BENCHMARKS)
+    rows = sn.gemm_rates(fractions=(0.0, 0.5), K=40, m=30, n=20, repeats=2)
+    assert [r["subnormal_rows"] for r in rows][0] == 0.0 and rows[1]["subnormal_rows"] > 0
+    assert all(r["gflops"] > 0 for r in rows)
+    _, out, _ = tiny_cli_run
+    c = sn.on_checkpoint(out, 2, batch_size=20)
+    assert c["same_gradients"] is True
+    assert c["row_factor"]["subnormal_share_max"] == 0.0
+    assert c["plain cast"]["seconds_per_batch"] > 0
+    with pytest.raises(SystemExit, match="no model.npz"):
+        sn.main([str(out / "missing")])
