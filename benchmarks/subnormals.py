@@ -9,6 +9,8 @@ sides of that:
 
     python benchmarks/subnormals.py                      # GEMMs with subnormal rows
     python benchmarks/subnormals.py RUN --batches 5      # and on a trained recurrent net
+    python benchmarks/subnormals.py --supervised --hidden 1000 1000 1000 --epochs 4 \\
+        --train-size 10000 --negatives hard              # and on supervised FF, trained
 
 1. One weight-gradient GEMM of the recurrent net's shape, ``(K, m)^T @ (K, n)`` with
    ``K = 1600`` (8 iterations x 2 x 100 rows) and ``m = n = 2000``, float32, with 0%, 1%,
@@ -18,6 +20,9 @@ sides of that:
    entries that are subnormal with a plain cast (what the library did before
    ``row_factor``), the seconds of :meth:`RecurrentFFNet.unroll_grads` with and without
    the flush, and whether the two give the same gradients bit for bit.
+3. With ``--supervised OPTIONS`` (last on the line): ``ff-numpy train supervised OPTIONS``
+   trained twice, without and with the flush: the seconds of every epoch, and whether
+   the two final models agree bit for bit.
 
 Run it with nothing else on the machine; ``--threads`` sets the BLAS threads (default 1).
 """
@@ -130,6 +135,33 @@ def on_checkpoint(run: Path, n_batches: int, data_dir=None, batch_size=100, seed
     return {"run": str(run), "batches": n_batches, **results, "same_gradients": same}
 
 
+def supervised_comparison(train_args: list[str], out_dir: Path) -> dict:
+    """Train ``ff-numpy train supervised TRAIN_ARGS`` twice from the same seed, with the
+    plain cast and with ``row_factor``: each epoch's training seconds, the test errors,
+    and whether the two final ``model.npz`` agree bit for bit in every array (the
+    metadata, which holds wall times, left out)."""
+    from ff_numpy import checkpoint, cli
+
+    row_factor, result = blas.row_factor, {}
+    for name, factor in (("plain cast", _plain_cast), ("row_factor", row_factor)):
+        run = out_dir / name.replace(" ", "_")
+        blas.row_factor = factor
+        try:
+            cli.main(["train", "supervised", *train_args, "--out", str(run), "--no-progress"])
+        finally:
+            blas.row_factor = row_factor
+        metrics = json.loads((run / "metrics.json").read_text())
+        result[name] = {
+            "epoch_seconds": [h["train_seconds"] for h in metrics["history"]],
+            "test_error_goodness": metrics["test_error_goodness"],
+            "test_error_softmax": metrics["test_error_softmax"],
+        }
+        result[name]["arrays"], _ = checkpoint.load(run / "model.npz")
+    a, b = (result[k].pop("arrays") for k in ("plain cast", "row_factor"))
+    result["same_model"] = a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    return {"train_args": train_args, **result}
+
+
 def main(argv=None) -> dict:
     """Print and return both measurements (the second only with ``RUN``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -137,7 +169,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--batches", type=int, default=5, help="mini-batches timed (default: 5)")
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads (default: 1)")
     ap.add_argument("--repeats", type=int, default=5, help="GEMM repeats (default: 5)")
+    ap.add_argument("--no-gemm", action="store_true", help="skip the GEMM measurement")
     ap.add_argument("--data-dir", default=None, help="MNIST folder (default: FF_NUMPY_DATA)")
+    ap.add_argument(
+        "--supervised",
+        nargs=argparse.REMAINDER,
+        default=None,
+        help="train `ff-numpy train supervised` with these options twice, without and with "
+        "the flush, into --out (give it last)",
+    )
+    ap.add_argument("--out", type=Path, default=Path("runs/subnormals"), help="for --supervised")
     args = ap.parse_args(argv)
     if args.run is not None and not (args.run / "model.npz").is_file():
         raise SystemExit(f"{args.run}: no model.npz (give a `train recurrent` output folder)")
@@ -145,7 +186,7 @@ def main(argv=None) -> dict:
         raise SystemExit("--batches must be at least 1")
     out = {"threads": args.threads}
     with threadpool_limits(limits=args.threads):
-        out["gemm"] = gemm_rates(repeats=args.repeats)
+        out["gemm"] = [] if args.no_gemm else gemm_rates(repeats=args.repeats)
         for r in out["gemm"]:
             share, rate = 100 * r["subnormal_rows"], r["gflops"]
             print(f"GEMM, {share:5.1f}% subnormal rows: {rate:7.1f} GFLOP/s")
@@ -159,6 +200,13 @@ def main(argv=None) -> dict:
                     f"{100 * r['subnormal_share_max']:.1f}% at most"
                 )
             print(f"same gradients bit for bit: {c['same_gradients']}")
+        if args.supervised is not None:
+            out["supervised"] = c = supervised_comparison(args.supervised, args.out)
+            for name in ("plain cast", "row_factor"):
+                r = c[name]
+                times = " ".join(f"{t:.1f}" for t in r["epoch_seconds"])
+                print(f"supervised, {name:10s}: epochs {times} s; test {r['test_error_goodness']}")
+            print(f"same model bit for bit: {c['same_model']}")
     print(json.dumps(out, indent=2))
     return out
 

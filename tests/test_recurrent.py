@@ -1242,3 +1242,20 @@ def test_subnormals_benchmark_on_the_tiny_run(tiny_cli_run, capsys):
     assert c["plain cast"]["seconds_per_batch"] > 0
     with pytest.raises(SystemExit, match="no model.npz"):
         sn.main([str(out / "missing")])
+
+
+@needs_mnist
+def test_subnormals_benchmark_supervised_mode(tmp_path, capsys):
+    """``--supervised`` trains the same net twice, without and with the flush, and
+    compares the two final models."""
+    sn = load_tutorial("subnormals", BENCHMARKS)
+    opts = ["--hidden", "20", "20", "--epochs", "2", "--train-size", "500"]
+    result = sn.main(["--no-gemm", "--out", str(tmp_path), "--supervised", *opts])
+    c = result["supervised"]
+    assert result["gemm"] == [] and c["train_args"] == opts
+    assert c["same_model"] is True
+    for name in ("plain cast", "row_factor"):
+        assert len(c[name]["epoch_seconds"]) == 2
+        assert 0 <= c[name]["test_error_goodness"] <= 1
+    assert c["plain cast"]["test_error_goodness"] == c["row_factor"]["test_error_goodness"]
+    assert "same model bit for bit: True" in capsys.readouterr().out
