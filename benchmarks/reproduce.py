@@ -13,7 +13,9 @@ and a checkpoint after every epoch, so a stopped run continues where it stopped:
 A status line reads, for example, ``jitter  212/500 epochs  val 0.98% (epoch 200)`` for a
 run in progress, and ``local  60/60  test 1.13% (paper 1.16%): met`` for a finished one.
 The hours are this project's measurements on one core of a 2-core machine (one BLAS
-thread); a run with both cores to itself takes about 0.55-0.6 times as long.
+thread), all taken before subnormal factors were flushed to zero (``64cafec``; on some
+machines that makes a trained net's epoch up to 2.5 times faster: docs/RESULTS.md); a
+run with both cores to itself takes about 0.55-0.6 times as long.
 """
 
 from __future__ import annotations
