@@ -103,8 +103,9 @@ def row_factor(f: np.ndarray, dtype) -> np.ndarray:
     :math:`\partial L / \partial a` rows it scales. Intel cores handle subnormal operands
     in microcode: a weight-gradient GEMM with 5% of its rows subnormal ran 11x slower
     here, and with 25%, 49x slower (float32, (1600, 2000) x (1600, 2000), one thread).
-    After one epoch of the recurrent net, up to 26% of the nonzero entries of
-    :math:`\partial L / \partial a` were subnormal (0-26%, by iteration and layer).
+    After two epochs of the recurrent net, 24% of the nonzero entries of
+    :math:`\partial L / \partial a` were subnormal on average over its (iteration,
+    layer) updates, and 52% in one of them (``benchmarks/subnormals.py``).
     Setting such factors to zero changes no weight: a row's contribution is then below
     ``tiny * 2**24 * |y|`` (about 2e-31 for float32), some 20 orders of magnitude under
     a float32 gradient entry's rounding error. Every kept factor times a value of at
