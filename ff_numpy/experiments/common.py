@@ -88,6 +88,13 @@ def splits(data, train_size: int) -> tuple[np.ndarray, ...]:
     """``x_train, y_train, x_val, y_val, x_test, y_test`` of ``data``, training on its first
     ``train_size`` images.
 
+    Up to ``len(data.train.x)`` (50,000 for MNIST) the validation set is untouched. A
+    larger ``train_size`` also trains on the first ``train_size - len(data.train.x)``
+    validation images, which leave the validation set: ``--train-size 60000`` trains on
+    all 60,000 official training images and leaves no validation set (the usual last
+    step once the settings have been chosen on validation; the per-epoch history then
+    has validation errors only while some validation images remain).
+
     Parameters
     ----------
     data : ff_numpy.data.MNIST
@@ -97,16 +104,21 @@ def splits(data, train_size: int) -> tuple[np.ndarray, ...]:
     Raises
     ------
     ValueError
-        If ``train_size`` is not in ``1..len(data.train.x)``.
+        If ``train_size`` is not in ``1..len(data.train.x) + len(data.validation.x)``.
     """
-    n, available = train_size, len(data.train.x)
+    n, n_train = train_size, len(data.train.x)
+    available = n_train + len(data.validation.x)
     if not 1 <= n <= available:
         raise ValueError(f"--train-size must lie in 1..{available}, got {n}")
-    return (
-        *(data.train.x[:n], data.train.y[:n]),
-        *(data.validation.x, data.validation.y),
-        *(data.test.x, data.test.y),
-    )
+    if n <= n_train:
+        x_train, y_train = data.train.x[:n], data.train.y[:n]
+        x_val, y_val = data.validation.x, data.validation.y
+    else:
+        k = n - n_train  # validation images moved into the training set
+        x_train = np.concatenate([data.train.x, data.validation.x[:k]])
+        y_train = np.concatenate([data.train.y, data.validation.y[:k]])
+        x_val, y_val = data.validation.x[k:], data.validation.y[k:]
+    return x_train, y_train, x_val, y_val, data.test.x, data.test.y
 
 
 def make_ffnet(args, n_in: int, **options) -> FFNet:
@@ -233,7 +245,8 @@ def add_run_shape_arguments(
         ("--batch-size", "batch size (default: {batch_size})", {"type": int}),
         (
             "--train-size",
-            "use the first N of the 50,000 training images (default: {train_size})",
+            "train on the first N of the 50,000 training images; 50,001-60,000 also take "
+            "validation images, 60000 all of them (default: {train_size})",
             {"type": int},
         ),
         ("--seed", "random seed (default: {seed})", {"type": int}),

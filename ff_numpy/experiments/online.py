@@ -517,8 +517,8 @@ class Online(Experiment):
                 "(default: 10)",
                 "batch_size": "minibatch: the FF batch; both methods: the readout's batch "
                 "(default: 100)",
-                "train_size": "stream over the first N of the 50,000 training images "
-                "(default: 50000)",
+                "train_size": "stream over the first N of the 50,000 training images; "
+                "50,001-60,000 also take validation images (default: 50000)",
             },
         )
         p.add_argument(
