@@ -361,7 +361,7 @@ def test_same_seed_same_numbers_other_seed_differs_and_adam_learns(tmp_path):
 
 
 @needs_mnist
-def test_train_size_beyond_the_training_split_is_refused(tmp_path, capsys):
-    argv = ["train", "backprop", "--train-size", "60000", "--out", str(tmp_path)]
+def test_train_size_beyond_all_training_images_is_refused(tmp_path, capsys):
+    argv = ["train", "backprop", "--train-size", "60001", "--out", str(tmp_path)]
     assert cli.main(argv) == 2
-    assert "--train-size must lie in 1..50000" in capsys.readouterr().err
+    assert "--train-size must lie in 1..60000" in capsys.readouterr().err
