@@ -22,6 +22,7 @@ the inputs are continuous random numbers, so no pre-activation is exactly 0.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import numpy as np
@@ -1205,6 +1206,33 @@ def test_recurrent_windows_benchmark_on_the_tiny_run(tiny_cli_run, tmp_path, cap
     best = result["best_by_validation"]
     assert best["val_error"] == min(r["val_error"] for r in result["rows"])
     assert "best_by_validation" in capsys.readouterr().out
+
+
+@needs_mnist
+def test_recurrent_windows_benchmark_uses_the_runs_own_validation_split(tiny_cli_run, tmp_path):
+    """A run trained on more than 50,000 images trained on the first validation images:
+    the benchmark scores the validation images after them, and refuses a run that left
+    none."""
+    rw = load_tutorial("recurrent_windows", BENCHMARKS)
+    _, out, _ = tiny_cli_run
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(out / "model.npz", run / "model.npz")
+    metrics = json.loads((out / "metrics.json").read_text())
+    model = RecurrentFFNet.load(out / "model.npz")
+    data = load_mnist()
+    for train_size, first in ((50_000, 0), (59_960, 9_960)):
+        metrics["config"]["train_size"] = train_size
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        assert rw.main([str(run), "--size", "40", "--out", str(tmp_path / "w")]) == 0
+        result = json.loads((tmp_path / "w" / "recurrent_windows.json").read_text())
+        x, y = data.validation.x[first : first + 40], data.validation.y[first : first + 40]
+        wrong = np.mean(model.predict_goodness(x) != y)
+        assert result["run_default"]["val_error"] == pytest.approx(wrong), train_size
+    metrics["config"]["train_size"] = 60_000
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(SystemExit, match="no validation"):
+        rw.main([str(run), "--out", str(tmp_path / "w")])
 
 
 @needs_mnist
