@@ -7,9 +7,9 @@ every iteration apart (:meth:`~ff_numpy.recurrent.RecurrentFFNet.goodness_trace`
 non-empty set of hidden layers, without rerunning the net. The choice is made on the
 *validation* error, on the validation images the run did not train on: the split of
 :func:`~ff_numpy.experiments.common.splits` with the run's own ``train_size`` (read from
-its ``metrics.json``; 50,000 leaves all 10,000 held-out images). A run trained on all
-60,000 images has no validation images left, and the benchmark refuses it. The test
-error is only reported.
+its ``metrics.json``, which must exist; 50,000 leaves all 10,000 held-out images). A
+run trained on all 60,000 images has no validation images left, and the benchmark
+refuses it. The test error is only reported.
 
 The paper averages iterations 3 to 5 over every hidden layer (Sec. 3.4) and says no more;
 the issue asks to report what other windows do and offers to leave out the first layer
@@ -138,8 +138,12 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     model = RecurrentFFNet.load(args.run / "model.npz")
     metrics = args.run / "metrics.json"
-    config = json.loads(metrics.read_text())["config"] if metrics.exists() else {}
-    train_size = config.get("train_size", 50_000)
+    if not metrics.exists():
+        raise SystemExit(
+            f"{args.run} has no metrics.json: its train_size says which images are left "
+            "for validation, so the window is never chosen on images the run trained on"
+        )
+    train_size = json.loads(metrics.read_text())["config"]["train_size"]
     _, _, x_val, y_val, x_te, y_te = splits(load_mnist(args.data_dir), train_size)
     if len(x_val) == 0:
         raise SystemExit(
