@@ -45,6 +45,19 @@ def hold_then_linear(epoch: int, n_epochs: int) -> float:
     return min(1.0, (1.0 + 2.0 * (n_epochs - (epoch + 1))) / n_epochs)
 
 
+def linear_warmup(step: int, n_steps: int) -> float:
+    """Learning-rate factor of the (0-based) mini-batch ``step``: a linear warm-up.
+
+    ``(step + 1) / n_steps`` over the first ``n_steps`` mini-batches of a run, then 1
+    (always 1 with ``n_steps = 0``). It multiplies the epoch's schedule factor. The
+    recurrent net at lr 0.001 settles or diverges in its first few hundred mini-batches
+    depending on their order alone (docs/RESULTS.md); 200 warm-up batches steady it.
+    """
+    if n_steps < 0 or step < 0:
+        raise ValueError(f"step and n_steps must be >= 0, got {step}, {n_steps}")
+    return min(1.0, (step + 1) / n_steps) if n_steps else 1.0
+
+
 class Optimizer:
     """Base class: in-place updates with state kept per parameter name."""
 

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ff_numpy import checkpoint
-from ff_numpy.optim import hold_then_linear
+from ff_numpy.optim import hold_then_linear, linear_warmup
 
 MODEL_FILE = "model.npz"
 METRICS_FILE = "metrics.json"
@@ -60,6 +60,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     schedule=hold_then_linear,
+    warmup_batches: int = 0,
     config_defaults: dict | None = None,
 ) -> dict:
     """Train ``task`` for ``epochs`` epochs and write ``model.npz`` and ``metrics.json``.
@@ -79,6 +80,10 @@ def fit(
         Show progress bars.
     schedule : callable
         ``schedule(epoch, epochs) -> lr factor``.
+    warmup_batches : int
+        The factor also ramps up linearly over the run's first ``warmup_batches``
+        mini-batches (:func:`ff_numpy.optim.linear_warmup`; 0: no warm-up). It depends
+        only on the batch's place in the run, so a resumed run repeats it exactly.
     config_defaults : dict, optional
         The configuration of a run with every option at its default. On resume, an
         option that the saved run did not have yet (it was added to the library later)
@@ -91,6 +96,8 @@ def fit(
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    if warmup_batches < 0:
+        raise ValueError(f"warmup_batches must be >= 0, got {warmup_batches}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = out_dir / MODEL_FILE
@@ -137,7 +144,8 @@ def fit(
         )
         for i in bar:
             idx = perm[i * batch_size : (i + 1) * batch_size]
-            losses = task.train_batch(idx, rng, lr_scale)
+            scale = lr_scale * linear_warmup(epoch * n_batches + i, warmup_batches)
+            losses = task.train_batch(idx, rng, scale)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v * len(idx)
         train_seconds = time.perf_counter() - t0

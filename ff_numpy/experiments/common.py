@@ -609,6 +609,7 @@ class Experiment:
             resume=args.resume,
             progress=args.progress,
             schedule=cls.schedule,
+            warmup_batches=getattr(args, "warmup_batches", 0),  # an option of some only
             config_defaults=cls.config(experiments.default_args(cls.name)),
         )
         cls.figures(metrics, args.out)

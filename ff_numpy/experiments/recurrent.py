@@ -126,7 +126,7 @@ class Recurrent(Experiment):
         *("weight_decay", "readout_weight_decay", "negatives", "hard_floor", "objective"),
         *("theta", "peer_strength", "iterations", "damping", "schedule"),
         *("loss_iterations", "loss_after_label", "average_iterations", "skip_first"),
-        *("train_size", "eval_every", "eval_size", "track_test", "seed"),
+        *("train_size", "eval_every", "eval_size", "track_test", "seed", "warmup_batches"),
     )
     test_errors = staticmethod(recurrent_test_errors)
 
@@ -197,6 +197,14 @@ class Recurrent(Experiment):
             action="store_true",
             help="leave the first hidden layer out of the goodness used to classify",
         )
+        p.add_argument(
+            "--warmup-batches",
+            type=int,
+            default=0,
+            help="ramp the learning rate up linearly over the first N mini-batches; at lr "
+            "0.001 some batch orders diverge without it, 200 steady them (docs/RESULTS.md; "
+            "default: 0, none)",
+        )
         add_eval_every_argument(p)
         p.add_argument(
             "--eval-size",
@@ -212,6 +220,7 @@ class Recurrent(Experiment):
             ("--damping", args.damping, 0 <= args.damping < 1, "in [0, 1)"),
             ("--hard-floor", args.hard_floor, 0 <= args.hard_floor <= 1, "in [0, 1]"),
             ("--eval-size", args.eval_size, args.eval_size >= 0, ">= 0"),
+            ("--warmup-batches", args.warmup_batches, args.warmup_batches >= 0, ">= 0"),
         )
         T = args.iterations
         for option, window in (
