@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ff_numpy.optim import SGD, Adam, hold_then_linear, make_optimizer
+from ff_numpy.optim import SGD, Adam, hold_then_linear, linear_warmup, make_optimizer
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -78,6 +78,14 @@ def test_schedule_holds_then_decays_linearly():
     assert np.allclose(np.diff(second), -2 / E)  # linear
     with pytest.raises(ValueError):
         hold_then_linear(E, E)
+
+
+def test_warmup_ramps_linearly_then_holds():
+    f = [linear_warmup(step, 4) for step in range(7)]
+    assert f == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 1.0]
+    assert [linear_warmup(step, 0) for step in range(3)] == [1.0, 1.0, 1.0]  # no warm-up
+    with pytest.raises(ValueError, match="n_steps"):
+        linear_warmup(0, -1)
 
 
 def test_bad_optimizer_arguments():

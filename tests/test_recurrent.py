@@ -1261,6 +1261,48 @@ def test_recurrent_first_batches_benchmark(capsys):
 
 
 @needs_mnist
+def test_first_batches_shuffle_repeats_the_runs_first_epoch(tiny_cli_run):
+    """With ``--shuffle`` the probe trains on the run's own first-epoch batches (same
+    permutation, same wrong labels): over the 6 batches of the tiny run's epoch, its mean
+    losses are the run's epoch-1 training losses. Without it, they are not."""
+    fb = load_tutorial("recurrent_first_batches", BENCHMARKS)
+    _, _, reference = tiny_cli_run
+    want = reference["history"][0]["train_loss"]
+    opts = ["--batches", "6", "--every", "6", *TINY]
+    for extra, same in ((["--shuffle"], True), ([], False)):
+        got = fb.main([*extra, *opts])
+        mean = {k: float(np.mean([d[k] for d in got])) for k in want}
+        assert (mean == pytest.approx(want, rel=1e-12)) is same, extra
+
+
+@needs_mnist
+def test_warmup_scales_the_first_batches_and_resumes_exactly(tiny_cli_run, tmp_path):
+    """``--warmup-batches 8`` (6 batches an epoch, so the ramp crosses the epoch
+    boundary): the first batch's losses are the plain run's (taken before any update),
+    the later ones differ; interrupted in epoch 2 and resumed, the run repeats the
+    uninterrupted one exactly. ``--warmup-batches 1`` is no warm-up at all."""
+    _, out, reference = tiny_cli_run
+    exp = experiments.get("recurrent")
+    kw = {**TINY_KW, "warmup_batches": 8}
+    warm = exp.run(experiments.default_args("recurrent", out=str(tmp_path / "w"), **kw))
+    assert warm["config"]["warmup_batches"] == 8
+    assert numbers(warm) != numbers(reference)
+    args = experiments.default_args("recurrent", out=str(tmp_path / "r"), **kw)
+    with interrupted_after(RecurrentTask, 6 + 1):  # inside the ramp, in epoch 2
+        exp.run(args)
+    args.resume = True
+    assert numbers(exp.run(args)) == numbers(warm)
+    one = {**TINY_KW, "warmup_batches": 1}
+    same = exp.run(experiments.default_args("recurrent", out=str(tmp_path / "1"), **one))
+    assert numbers(same) == numbers(reference)
+
+    fb = load_tutorial("recurrent_first_batches", BENCHMARKS)
+    opts = ["--batches", "3", "--every", "3", *TINY]
+    plain, ramped = fb.main(opts), fb.main([*opts, "--warmup-batches", "8"])
+    assert plain[0] == ramped[0] and plain[1] != ramped[1]
+
+
+@needs_mnist
 def test_subnormals_benchmark_on_the_tiny_run(tiny_cli_run, capsys):
     """``benchmarks/subnormals.py`` times GEMMs with subnormal rows, and on a saved run
     finds the flushed and the plain factors give the same gradients bit for bit, with no
