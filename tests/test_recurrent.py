@@ -1094,7 +1094,9 @@ def test_cli_trains_writes_metrics_figures_and_evaluates(tiny_cli_run, capsys):
 
 def test_cli_refuses_bad_recurrent_options(tmp_path, capsys):
     base = ["train", "recurrent", "--out", str(tmp_path)]
-    for option, value in (("--damping", "1.5"), ("--hard-floor", "2"), ("--iterations", "0")):
+    bad = (("--damping", "1.5"), ("--hard-floor", "2"), ("--iterations", "0"),
+           ("--warmup-batches", "-1"))  # fmt: skip
+    for option, value in bad:
         assert cli.main([*base, option, value]) == 2, option
         err = capsys.readouterr().err
         assert option in err and "Traceback" not in err
