@@ -62,15 +62,22 @@ def history_lines(metrics: dict) -> list[str]:
     """The validation errors of a run, one line per epoch.
 
     The goodness column appears when the run recorded it (``--eval-every``); ``-``
-    marks the epochs at which it was not measured.
+    marks the epochs at which it was not measured. A run on all 60,000 training images
+    has no validation set: its test errors (``--track-test``) are shown instead, as
+    progress only, and a run with neither gets one line that says so.
     """
     history = metrics["history"]
-    goodness = any("val_error_goodness" in r for r in history)
-    lines = ["epoch  validation error (softmax" + (", goodness)" if goodness else ")")]
+    split = "val" if any("val_error_softmax" in r for r in history) else "test"
+    softmax, goodness = f"{split}_error_softmax", f"{split}_error_goodness"
+    if not any(softmax in r for r in history):
+        return [f"{len(history)} epochs; no validation images and no --track-test: no errors"]
+    title = "validation error" if split == "val" else "test error, progress only"
+    has_goodness = any(goodness in r for r in history)
+    lines = [f"epoch  {title} (softmax" + (", goodness)" if has_goodness else ")")]
     for r in history:
-        line = f"  {r['epoch']:3d}  {100 * r['val_error_softmax']:5.2f}%"
-        if goodness:
-            good = r.get("val_error_goodness")
+        line = f"  {r['epoch']:3d}  {100 * r[softmax]:5.2f}%"
+        if has_goodness:
+            good = r.get(goodness)
             line += f"  {100 * good:5.2f}%" if good is not None else "    - "
         lines.append(line)
     return lines

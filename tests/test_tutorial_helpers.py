@@ -57,3 +57,21 @@ def test_history_lines_without_any_goodness_have_one_column():
         "epoch  validation error (softmax)",
         "    3  10.00%",
     ]
+
+
+def test_history_lines_of_a_run_without_validation_show_its_test_progress():
+    metrics = {
+        "history": [
+            {"epoch": 1, "test_error_softmax": 0.05},
+            {"epoch": 2, "test_error_softmax": 0.04, "test_error_goodness": 0.0122},
+        ]
+    }
+    assert tutorial.history_lines(metrics) == [
+        "epoch  test error, progress only (softmax, goodness)",
+        "    1   5.00%    - ",
+        "    2   4.00%   1.22%",
+    ]
+    bare = {"history": [{"epoch": 1}, {"epoch": 2}]}
+    assert tutorial.history_lines(bare) == [
+        "2 epochs; no validation images and no --track-test: no errors"
+    ]

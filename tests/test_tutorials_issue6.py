@@ -17,7 +17,9 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import assert_png, assert_quick_run, load_tutorial, needs_mnist
+from helpers import BENCHMARKS, assert_png, assert_quick_run, load_tutorial, needs_mnist
+
+from ff_numpy import cli, experiments
 
 QUICK_OPTIONS = ["--no-progress"]  # extra options of every quick run (conftest.quick_run)
 T09 = "09_recurrent_top_down"
@@ -112,6 +114,17 @@ def test_bptt_comparison_is_skipped_without_autograd(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "autograd.numpy", None)
     assert tutorial.bptt_comparison() is None
     assert "skipped" in capsys.readouterr().out
+
+
+def test_full_run_is_the_recipe_that_reproduce_py_runs(tmp_path):
+    """The tutorial's full run and ``benchmarks/reproduce.py recurrent`` train the same
+    net (the recipe of docs/RESULTS.md that gave 1.22%), so a user of either gets it."""
+    full = vars(experiments.default_args("recurrent", **load_tutorial(T09).FULL, out="x"))
+    entry = load_tutorial("reproduce", BENCHMARKS).REPRODUCTIONS["recurrent"]
+    recipe = vars(cli.build_parser().parse_args(entry.argv(tmp_path)))
+    differ = {k for k, v in full.items() if k in recipe and recipe[k] != v}
+    assert differ == {"out"}
+    assert full["train_size"] == 60_000 and full["warmup_batches"] == 200
 
 
 # ----------------------------------------------------------------------------- the run
