@@ -98,17 +98,11 @@ def status(name: str, runs: Path) -> str:
         return f"{line}  test {100 * err:.2f}% (paper {100 * rep.paper:.2f}%): {verdict}"
     # Validation if the run keeps some; a run on all 60,000 images (--track-test) has only
     # test errors on the way, shown as progress: the result is the final one.
-    for key, what in (
-        ("val_error_goodness", "val"),
-        ("val_error_softmax", "val"),
-        ("val_error", "val"),
-        ("test_error_goodness", "test"),
-        ("test_error_softmax", "test"),
-        ("test_error", "test"),
-    ):
-        seen = [r for r in history if r.get(key) is not None]
-        if seen:
-            return f"{line}  {what} {100 * seen[-1][key]:.2f}% (epoch {seen[-1]['epoch']})"
+    for split in ("val", "test"):
+        for key in (f"{split}_error_goodness", f"{split}_error_softmax", f"{split}_error"):
+            seen = [r for r in history if r.get(key) is not None]
+            if seen:
+                return f"{line}  {split} {100 * seen[-1][key]:.2f}% (epoch {seen[-1]['epoch']})"
     return line
 
 

@@ -43,10 +43,9 @@ def test_status_of_runs_not_started_in_progress_and_finished(tmp_path):
     _write(tmp_path / "local", 60, [{"epoch": 60}] * 60, test_error_softmax=0.0113)
     assert rep.status("local", tmp_path).endswith("test 1.13% (paper 1.16%): met")
     no_validation = [{"epoch": 1, "test_error_softmax": 0.05}, {"epoch": 2}]
-    _write(tmp_path / "recurrent", 60, no_validation)
-    assert rep.status("recurrent", tmp_path).endswith("2/60 epochs  test 5.00% (epoch 1)")
-    (tmp_path / "recurrent" / "metrics.json").unlink()
-    (tmp_path / "recurrent").rmdir()
+    _write(tmp_path / "progress" / "recurrent", 60, no_validation)
+    line = rep.status("recurrent", tmp_path / "progress")
+    assert line.endswith("2/60 epochs  test 5.00% (epoch 1)")
     _write(tmp_path / "recurrent", 60, [{"epoch": 60}] * 60, test_error_goodness=0.0141)
     assert rep.status("recurrent", tmp_path).endswith("(paper 1.31%): missed by 0.10 point")
 

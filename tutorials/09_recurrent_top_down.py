@@ -32,10 +32,11 @@ How long it takes (2 cores)
     all 60,000 training images, weight decay 0.003 (chosen on validation), the learning
     rate warmed up over the first 200 batches, and a goodness evaluation of the test set
     every 20 epochs, shown as progress only. It took 2.9 hours of training on two free
-    cores of a fast machine (10,601 s; 164-190 s per epoch); expect 4-5 hours on a slower
-    one and more on a loaded one. Run it in pieces: stop it whenever you like (a
-    checkpoint is written after every epoch) and continue with ``--resume``, here or with
-    the command line, which trains the same run (the options must be the same)::
+    cores of a fast machine (10,601 s; 164-190 s per epoch); about 4 hours on a slower one
+    (247 s per epoch on session 17's machine) and more on a loaded one. Run it in pieces:
+    stop it whenever you like (a checkpoint is written after every epoch) and continue
+    with ``--resume``, here or with the command line, which trains the same run (the
+    options must be the same)::
 
         ff-numpy train recurrent --weight-decay 0.003 --warmup-batches 200 \
             --train-size 60000 --track-test --eval-every 20 --out DIR --resume
