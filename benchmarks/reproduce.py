@@ -30,6 +30,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ff_numpy import tutorial
+
 
 @dataclass(frozen=True)
 class Reproduction:
@@ -98,11 +100,11 @@ def status(name: str, runs: Path) -> str:
         return f"{line}  test {100 * err:.2f}% (paper {100 * rep.paper:.2f}%): {verdict}"
     # Validation if the run keeps some; a run on all 60,000 images (--track-test) has only
     # test errors on the way, shown as progress: the result is the final one.
-    for split in ("val", "test"):
-        for key in (f"{split}_error_goodness", f"{split}_error_softmax", f"{split}_error"):
-            seen = [r for r in history if r.get(key) is not None]
-            if seen:
-                return f"{line}  {split} {100 * seen[-1][key]:.2f}% (epoch {seen[-1]['epoch']})"
+    split = tutorial.progress_split(history)
+    for key in (f"{split}_error_goodness", f"{split}_error_softmax", f"{split}_error"):
+        seen = [r for r in history if r.get(key) is not None]
+        if seen:
+            return f"{line}  {split} {100 * seen[-1][key]:.2f}% (epoch {seen[-1]['epoch']})"
     return line
 
 

@@ -58,24 +58,44 @@ def parser(
     return p
 
 
+def progress_split(history: list[dict]) -> str | None:
+    """Which split shows a run's progress: ``"val"``, ``"test"`` or ``None``.
+
+    Validation errors if the run recorded any (``val_error*``); else test errors, which a
+    run on all 60,000 training images records only with ``--track-test`` and which are
+    progress only, never used to choose; ``None`` for a run with neither.
+    """
+    for split in ("val", "test"):
+        if any(k.startswith(f"{split}_error") for r in history for k in r):
+            return split
+    return None
+
+
 def history_lines(metrics: dict) -> list[str]:
     """The validation errors of a run, one line per epoch.
 
-    The goodness column appears when the run recorded it (``--eval-every``); ``-``
-    marks the epochs at which it was not measured. A run on all 60,000 training images
+    The softmax errors (a backprop run's single error), and a goodness column when the
+    run recorded it (``--eval-every``); ``-`` marks the epochs at which it was not
+    measured. A run on all 60,000 training images
     has no validation set: its test errors (``--track-test``) are shown instead, as
     progress only, and a run with neither gets one line that says so.
     """
     history = metrics["history"]
-    split = "val" if any("val_error_softmax" in r for r in history) else "test"
-    softmax, goodness = f"{split}_error_softmax", f"{split}_error_goodness"
-    if not any(softmax in r for r in history):
+    split = progress_split(history)
+    if split is None:
         return [f"{len(history)} epochs; no validation images and no --track-test: no errors"]
+    # FF runs record softmax (and goodness every --eval-every epochs); backprop one error
+    main, goodness = f"{split}_error_softmax", f"{split}_error_goodness"
+    kind = "softmax"
+    if not any(main in r for r in history):
+        main, kind = f"{split}_error", "backprop"
     title = "validation error" if split == "val" else "test error, progress only"
     has_goodness = any(goodness in r for r in history)
-    lines = [f"epoch  {title} (softmax" + (", goodness)" if has_goodness else ")")]
+    lines = [f"epoch  {title} ({kind}" + (", goodness)" if has_goodness else ")")]
     for r in history:
-        line = f"  {r['epoch']:3d}  {100 * r[softmax]:5.2f}%"
+        if main not in r:
+            continue
+        line = f"  {r['epoch']:3d}  {100 * r[main]:5.2f}%"
         if has_goodness:
             good = r.get(goodness)
             line += f"  {100 * good:5.2f}%" if good is not None else "    - "

@@ -75,3 +75,19 @@ def test_history_lines_of_a_run_without_validation_show_its_test_progress():
     assert tutorial.history_lines(bare) == [
         "2 epochs; no validation images and no --track-test: no errors"
     ]
+
+
+def test_progress_split_prefers_validation_then_test():
+    assert tutorial.progress_split([{"epoch": 1, "val_error": 0.1, "test_error": 0.2}]) == "val"
+    assert tutorial.progress_split([{"epoch": 1}, {"epoch": 2, "test_error_goodness": 0.1}]) == (
+        "test"
+    )
+    assert tutorial.progress_split([{"epoch": 1, "train_loss": 0.3}]) is None
+
+
+def test_history_lines_of_a_backprop_run_show_its_single_error():
+    metrics = {"history": [{"epoch": 1, "val_error": 0.0312, "test_error": 0.03}]}
+    assert tutorial.history_lines(metrics) == [
+        "epoch  validation error (backprop)",
+        "    1   3.12%",
+    ]
