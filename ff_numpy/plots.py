@@ -264,12 +264,21 @@ def plot_learning_curve(metrics, path) -> Path:
         ax2.set_title("per-layer FF loss (positive + negative) and readout loss")
     else:
         ax2.set_title("training loss")
-    shown = ("hidden", "negatives", "objective", "optimizer", "lr")
-    fig.suptitle(
-        "  ".join([cfg.get("experiment", "")] + [f"{k}={cfg[k]}" for k in shown if k in cfg]),
-        fontsize=10,
-    )
+    fig.suptitle(config_title(cfg), fontsize=10)
     return _save(fig, path)
+
+
+def config_title(cfg: dict) -> str:
+    """The settings that tell one run's figure from another's, in one line.
+
+    Jitter appears only when the run used it; the number of training images whenever
+    the run recorded it (60,000 means the validation images were trained on too).
+    """
+    shown = ("hidden", "negatives", "objective", "optimizer", "lr", "epochs", "train_size")
+    parts = [cfg.get("experiment", "")] + [f"{k}={cfg[k]}" for k in shown if k in cfg]
+    if cfg.get("jitter"):
+        parts.append(f"jitter={cfg['jitter']}")
+    return "  ".join(p for p in parts if p)
 
 
 def plot_receptive_fields(

@@ -350,3 +350,13 @@ def test_run_label_names_what_tells_runs_apart():
         "supervised 1000x1000 negatives hard jitter 2 300 epochs, seed 1"
     )
     assert "jitter" not in run_label({"config": {**cfg, "jitter": 0}})
+
+
+def test_config_title_shows_jitter_epochs_and_training_images():
+    from ff_numpy.plots import config_title
+
+    cfg = {"experiment": "supervised", "hidden": [2000], "lr": 0.003, "epochs": 500}
+    assert config_title(cfg) == "supervised  hidden=[2000]  lr=0.003  epochs=500"
+    jittered = {**cfg, "train_size": 60000, "jitter": 2}
+    assert config_title(jittered).endswith("epochs=500  train_size=60000  jitter=2")
+    assert "jitter" not in config_title({**cfg, "jitter": 0})
