@@ -101,6 +101,8 @@ def status(name: str, runs: Path) -> str:
     # Validation if the run keeps some; a run on all 60,000 images (--track-test) has only
     # test errors on the way, shown as progress: the result is the final one.
     split = tutorial.progress_split(history)
+    if split is None:
+        return line
     for key in (f"{split}_error_goodness", f"{split}_error_softmax", f"{split}_error"):
         seen = [r for r in history if r.get(key) is not None]
         if seen:
