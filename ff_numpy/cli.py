@@ -18,6 +18,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ff-numpy", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ff_numpy {__version__}")
@@ -33,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="recompute the test errors of a saved model")
     ev.add_argument("model", help="path to model.npz")
+    ev.add_argument(
+        "--shifts",
+        type=_non_negative,
+        default=0,
+        metavar="S",
+        help="also classify each test image from all (2S+1)^2 copies shifted by up to S "
+        "pixels, goodness summed and probabilities averaged (test-time averaging, not in "
+        "the paper; (2S+1)^2 times the cost; default: 0, off)",
+    )
     experiments.add_run_arguments(ev, train=False)
 
     pl = sub.add_parser(

@@ -40,6 +40,7 @@ from ff_numpy.masks import paper_local_architecture
 from ff_numpy.negatives import (
     N_BLUR,
     LabelCode,
+    all_shifts,
     hard_wrong_labels,
     hybrid_images,
     random_wrong_labels,
@@ -406,36 +407,53 @@ class FFNet:
         hs = self.sweep(x, None)[1]
         return np.concatenate([hs[i] for i in self.score_layers], axis=1)
 
-    def goodness_per_label(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        """Goodness summed over the scored layers, for every label, shape (B, n_classes)."""
+    def goodness_per_label(
+        self, x: np.ndarray, batch_size: int = 1000, shifts: int = 0
+    ) -> np.ndarray:
+        """Goodness summed over the scored layers, for every label, shape (B, n_classes).
+
+        ``shifts = s > 0`` also sums it over the :math:`(2 s + 1)^2` copies of each image
+        moved by up to ``s`` pixels (:func:`~ff_numpy.negatives.all_shifts`; test-time
+        averaging over the shifts of jittered training, not in the paper). Costs
+        :math:`(2 s + 1)^2` times as much; the label is written after the shift.
+        """
         if not self.supervised:
             raise ValueError(
                 "an unsupervised net has no label in its input: classify with the softmax "
                 "readout (predict_softmax)"
             )
         x = check_matrix(x, "x", self.n_in)
-        out = np.empty((x.shape[0], self.n_classes))
+        out = np.zeros((x.shape[0], self.n_classes))
         for start in range(0, x.shape[0], batch_size):
-            xb = x[start : start + batch_size]
-            for k in range(self.n_classes):
-                ys = self.activities(xb, np.full(xb.shape[0], k))
-                out[start : start + len(xb), k] = sum(
-                    gd.goodness(ys[i], self.goodness) for i in self.score_layers
-                )
+            for _, _, xb in all_shifts(x[start : start + batch_size], shifts):
+                for k in range(self.n_classes):
+                    ys = self.activities(xb, np.full(xb.shape[0], k))
+                    out[start : start + len(xb), k] += sum(
+                        gd.goodness(ys[i], self.goodness) for i in self.score_layers
+                    )
         return out
 
-    def predict_goodness(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        """Label with the best accumulated goodness (max, or min for ``"min"``), shape (B,)."""
-        G = self.goodness_per_label(x, batch_size)
+    def predict_goodness(
+        self, x: np.ndarray, batch_size: int = 1000, shifts: int = 0
+    ) -> np.ndarray:
+        """Label with the best accumulated goodness (max, or min for ``"min"``), shape (B,);
+        ``shifts`` as for :meth:`goodness_per_label`."""
+        G = self.goodness_per_label(x, batch_size, shifts)
         return np.argmax(G, axis=1) if self.objective == "max" else np.argmin(G, axis=1)
 
-    def predict_softmax(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        """Softmax readout of one neutral-label pass, shape (B,)."""
+    def predict_softmax(self, x: np.ndarray, batch_size: int = 1000, shifts: int = 0) -> np.ndarray:
+        """Softmax readout of one neutral-label pass, shape (B,). ``shifts = s > 0``
+        averages the class probabilities over the :math:`(2 s + 1)^2` shifted copies of
+        each image (as for :meth:`goodness_per_label`)."""
         x = check_matrix(x, "x", self.n_in)
-        preds = [
-            self.readout.predict(self.features(x[i : i + batch_size]))
-            for i in range(0, x.shape[0], batch_size)
-        ]
+        preds = []
+        for i in range(0, x.shape[0], batch_size):
+            if not shifts:  # the logits' argmax: no softmax needed
+                preds.append(self.readout.predict(self.features(x[i : i + batch_size])))
+                continue
+            copies = all_shifts(x[i : i + batch_size], shifts)
+            P = sum(self.readout.probs(self.features(xs)) for _, _, xs in copies)
+            preds.append(np.argmax(P, axis=1))
         return np.concatenate(preds) if preds else np.empty(0, dtype=np.int64)
 
     # ------------------------------------------------------------------ training

@@ -268,6 +268,24 @@ def hybrid_images(
 
 
 # ----------------------------------------------------------------------------- jitter
+def _check_images(x: np.ndarray, image_shape, who: str) -> None:
+    if x.ndim != 2 or x.shape[1] != int(np.prod(image_shape)):
+        raise ValueError(f"{who} needs images of {image_shape} as rows, got shape {x.shape}")
+
+
+def _shift(x: np.ndarray, dr: np.ndarray, dc: np.ndarray, image_shape) -> np.ndarray:
+    """Image ``b`` moved ``dr[b]`` rows down and ``dc[b]`` columns right, zeros shifted in."""
+    H, W = image_shape
+    B, s = x.shape[0], int(max(np.abs(dr).max(initial=0), np.abs(dc).max(initial=0)))
+    padded = np.zeros((B, H + 2 * s, W + 2 * s), dtype=x.dtype)
+    padded[:, s : s + H, s : s + W] = x.reshape(B, H, W)
+    # output pixel (i, j) of image b is input pixel (i - dr_b, j - dc_b)
+    rows = np.arange(H)[None, :] + (s - dr)[:, None]  # (B, H)
+    cols = np.arange(W)[None, :] + (s - dc)[:, None]  # (B, W)
+    out = padded[np.arange(B)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return out.reshape(B, H * W)
+
+
 def jitter(
     x: np.ndarray, rng: np.random.Generator, max_shift: int = 2, image_shape=(28, 28)
 ) -> np.ndarray:
@@ -289,20 +307,33 @@ def jitter(
     -------
     shifted : ndarray, shape (B, H * W), same dtype as ``x``
     """
-    H, W = image_shape
-    if x.ndim != 2 or x.shape[1] != H * W:
-        raise ValueError(f"jitter needs images of {image_shape} as rows, got shape {x.shape}")
+    _check_images(x, image_shape, "jitter")
     if max_shift < 0:
         raise ValueError(f"max_shift must be >= 0, got {max_shift}")
     if max_shift == 0:
         return x.copy()
     B, s = x.shape[0], int(max_shift)
-    padded = np.zeros((B, H + 2 * s, W + 2 * s), dtype=x.dtype)
-    padded[:, s : s + H, s : s + W] = x.reshape(B, H, W)
-    dr = rng.integers(-s, s + 1, size=B)
-    dc = rng.integers(-s, s + 1, size=B)
-    # output pixel (i, j) of image b is input pixel (i - dr_b, j - dc_b)
-    rows = np.arange(H)[None, :] + (s - dr)[:, None]  # (B, H)
-    cols = np.arange(W)[None, :] + (s - dc)[:, None]  # (B, W)
-    out = padded[np.arange(B)[:, None, None], rows[:, :, None], cols[:, None, :]]
-    return out.reshape(B, H * W)
+    return _shift(x, rng.integers(-s, s + 1, size=B), rng.integers(-s, s + 1, size=B), image_shape)
+
+
+def all_shifts(x: np.ndarray, max_shift: int, image_shape=(28, 28)):
+    r"""Every image moved by each of the :math:`(2 s + 1)^2` shifts of :func:`jitter`.
+
+    For test-time averaging over the training shifts (not in the paper): yields
+    ``(d_r, d_c, shifted)`` for :math:`d_r, d_c = -s, \dots, s`, where ``shifted`` has
+    the shape and dtype of ``x``. ``max_shift = 0`` yields ``x`` itself once, whatever
+    its shape (any input, not only images).
+    """
+    if max_shift < 0:
+        raise ValueError(f"max_shift must be >= 0, got {max_shift}")
+    if max_shift == 0:
+        yield 0, 0, x
+        return
+    _check_images(x, image_shape, "all_shifts")
+    s, B = int(max_shift), x.shape[0]
+    for dr in range(-s, s + 1):
+        for dc in range(-s, s + 1):
+            if dr == dc == 0:
+                yield 0, 0, x
+            else:
+                yield dr, dc, _shift(x, np.full(B, dr), np.full(B, dc), image_shape)

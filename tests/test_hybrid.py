@@ -52,6 +52,43 @@ def test_gallery_figure(tmp_path):
     assert path.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_jitter_draws_row_shifts_then_column_shifts_from_the_generator():
+    from ff_numpy.negatives import all_shifts, jitter
+
+    x = np.random.default_rng(0).random((40, 784)).astype(np.float32)
+    out = jitter(x, np.random.default_rng(7), 2)
+    rng = np.random.default_rng(7)  # the same draws, in the order jitter makes them
+    dr, dc = rng.integers(-2, 3, size=40), rng.integers(-2, 3, size=40)
+    copies = {(r, c): xs for r, c, xs in all_shifts(x, 2)}
+    for b in range(40):
+        np.testing.assert_array_equal(out[b], copies[dr[b], dc[b]][b])
+    assert out.dtype == np.float32
+
+
+def test_all_shifts_moves_every_image_by_each_offset_once():
+    from ff_numpy.negatives import all_shifts
+
+    x = np.zeros((3, 784))
+    x[:, 14 * 28 + 14] = 1.0
+    seen = []
+    for dr, dc, xs in all_shifts(x, 2):
+        assert xs.shape == x.shape
+        assert np.all(np.argmax(xs, axis=1) == (14 + dr) * 28 + 14 + dc)
+        seen.append((dr, dc))
+    assert sorted(seen) == [(r, c) for r in range(-2, 3) for c in range(-2, 3)]
+    (only,) = list(all_shifts(x, 0))
+    assert only[:2] == (0, 0) and only[2] is x
+    assert len(list(all_shifts(np.zeros((2, 100)), 0))) == 1  # no shift: any input will do
+    edge = np.zeros((1, 784))
+    edge[0, 27] = 1.0  # top-right pixel: moved right or up, it falls off
+    fallen = {(dr, dc) for dr, dc, xs in all_shifts(edge, 1) if not xs.any()}
+    assert fallen == {(-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1)}
+    with pytest.raises(ValueError, match="rows"):
+        list(all_shifts(np.zeros((2, 100)), 1))
+    with pytest.raises(ValueError, match=">= 0"):
+        list(all_shifts(x, -1))
+
+
 def test_jitter_shifts_each_image_within_two_pixels_without_wrapping():
     from ff_numpy.negatives import jitter
 

@@ -65,6 +65,21 @@ def test_evaluate_recomputes_test_errors(small_run, capsys):
 
 
 @needs_mnist
+def test_evaluate_with_shifts_adds_the_shift_averaged_errors(small_run, capsys):
+    out, metrics, _ = small_run
+    assert cli.main(["evaluate", str(out / "model.npz"), "--shifts", "1", "--no-progress"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["test_error_goodness"] == metrics["test_error_goodness"]
+    for key in ("test_error_goodness_shifts1", "test_error_softmax_shifts1"):
+        # this net never saw a shifted image, yet its 9 one-pixel shifts still classify
+        assert shown[key] < 0.10, (key, shown[key])
+    with pytest.raises(SystemExit) as stop:  # refused by the parser, in one line
+        cli.main(["evaluate", str(out / "model.npz"), "--shifts", "-1"])
+    assert stop.value.code == 2
+    assert "--shifts: must be >= 0, got -1" in capsys.readouterr().err
+
+
+@needs_mnist
 def test_interrupted_then_resumed_equals_uninterrupted(small_run, tmp_path):
     from ff_numpy.experiments.supervised import SupervisedTask
 

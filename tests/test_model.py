@@ -118,6 +118,24 @@ def test_goodness_prediction_uses_scored_layers_and_objective():
     assert net.predict_softmax(x).shape == (6,)
 
 
+def test_shift_averaged_prediction_sums_goodness_and_averages_probabilities():
+    from ff_numpy.negatives import all_shifts
+
+    net = FFNet(784, [9, 8], np.random.default_rng(0), dtype=np.float64)
+    x = np.random.default_rng(1).random((5, 784))
+    copies = [xs for _, _, xs in all_shifts(x, 1)]
+    assert len(copies) == 9
+    G = net.goodness_per_label(x, batch_size=2, shifts=1)
+    np.testing.assert_allclose(G, sum(net.goodness_per_label(xs) for xs in copies), rtol=1e-12)
+    np.testing.assert_array_equal(net.predict_goodness(x, batch_size=2, shifts=1), G.argmax(1))
+    P = sum(net.readout.probs(net.features(xs)) for xs in copies) / 9
+    np.testing.assert_array_equal(net.predict_softmax(x, batch_size=2, shifts=1), P.argmax(1))
+    # shifts=0 is the plain prediction
+    np.testing.assert_array_equal(net.goodness_per_label(x, shifts=0), net.goodness_per_label(x))
+    with pytest.raises(ValueError, match="rows"):
+        _net(0).goodness_per_label(_batch(0)[0], shifts=1)  # 20 inputs are not 28 x 28 images
+
+
 # ----------------------------------------------------------------------------- labels
 def test_label_code_first_pixels_and_neutral():
     code = LabelCode.first_pixels(10)

@@ -1090,6 +1090,8 @@ def test_cli_trains_writes_metrics_figures_and_evaluates(tiny_cli_run, capsys):
     shown = json.loads(capsys.readouterr().out)
     for key in ("test_error_goodness", "test_error_softmax", "error_by_window"):
         assert shown[key] == metrics[key], key
+    assert cli.main(["evaluate", str(out / "model.npz"), "--shifts", "1"]) == 2
+    assert "--shifts needs a feed-forward FF net" in capsys.readouterr().err
 
 
 def test_cli_refuses_bad_recurrent_options(tmp_path, capsys):

@@ -32,6 +32,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ff_numpy import experiments, train
 from ff_numpy.blackbox import BlackBox
@@ -55,6 +56,47 @@ def test_errors(model: FFNet, x_test: np.ndarray, y_test: np.ndarray) -> dict:
         "test_error_goodness": error_rate(model.predict_goodness(x_test), y_test),
         "test_error_softmax": error_rate(model.predict_softmax(x_test), y_test),
     }
+
+
+def shift_averaged_errors(
+    model: FFNet, x: np.ndarray, y: np.ndarray, shifts: int, progress: bool = False
+) -> dict:
+    """Test errors with test-time averaging over shifted copies (not in the paper).
+
+    Each image is classified from the goodness summed (and the readout's class
+    probabilities averaged) over its :math:`(2 s + 1)^2` copies moved by up to
+    ``s = shifts`` pixels, the shifts a net trained with ``--jitter s`` has seen. The
+    names end in ``_shifts{s}``: ``test_error_goodness_shifts2`` (supervised nets only)
+    and ``test_error_softmax_shifts2``. Costs :math:`(2 s + 1)^2` plain evaluations.
+
+    Parameters
+    ----------
+    model : FFNet
+    x : ndarray, shape (N, 784)
+    y : ndarray of int, shape (N,)
+    shifts : int
+        Largest shift ``s`` (0: no averaging).
+    progress : bool
+        A progress bar over chunks of 1,000 images.
+    """
+    if not isinstance(model, FFNet):
+        raise ValueError(
+            f"shift averaging needs a feed-forward FFNet, not a {type(model).__name__}"
+        )
+    if shifts < 0:
+        raise ValueError(f"shifts must be >= 0, got {shifts}")
+    good, soft = [], []
+    chunks = range(0, len(x), 1000)
+    desc = f"test, {(2 * shifts + 1) ** 2} shifts"
+    for i in tqdm(chunks, desc=desc, unit="chunk", disable=not progress):
+        xb = x[i : i + 1000]
+        if model.supervised:
+            good.append(model.predict_goodness(xb, shifts=shifts))
+        soft.append(model.predict_softmax(xb, shifts=shifts))
+    out = {f"test_error_softmax_shifts{shifts}": error_rate(np.concatenate(soft), y)}
+    if model.supervised:
+        out[f"test_error_goodness_shifts{shifts}"] = error_rate(np.concatenate(good), y)
+    return out
 
 
 def ff_errors(model: FFNet, split: str, x: np.ndarray, y: np.ndarray, n_goodness=None) -> dict:
@@ -617,7 +659,15 @@ class Experiment:
 
     @classmethod
     def evaluate(cls, model_path, args) -> dict:
-        """Recompute the test errors of the model saved in ``model_path``."""
+        """Recompute the test errors of the model saved in ``model_path``; with
+        ``args.shifts > 0`` also the shift-averaged ones (:func:`shift_averaged_errors`)."""
         model = cls.load_model(model_path)
+        shifts = getattr(args, "shifts", 0)
+        if shifts and not isinstance(model, FFNet):
+            raise ValueError(f"--shifts needs a feed-forward FF net; {cls.name} nets are not")
         data = cls.load_data(args)
-        return cls.test_errors(model, data.test.x, data.test.y)
+        errors = cls.test_errors(model, data.test.x, data.test.y)
+        if shifts:
+            progress = getattr(args, "progress", False)
+            errors |= shift_averaged_errors(model, data.test.x, data.test.y, shifts, progress)
+        return errors
