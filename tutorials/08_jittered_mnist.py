@@ -13,7 +13,9 @@ What it teaches
     * How to train with jitter: the ``supervised`` experiment with ``jitter=2``
       (``ff-numpy train supervised --jitter 2``): the training loop shifts each batch on
       the fly (``SupervisedTask.train_batch``), then writes the labels. Validation and
-      test images are never shifted.
+      test images are never shifted. (Not in the paper, and not part of this tutorial's
+      errors: ``ff-numpy evaluate OUT/model.npz --shifts 2`` also classifies each test
+      image from its 25 shifted copies, goodness summed over them; 25 times the cost.)
     * How to run a training of several hours: the run saves a checkpoint after every
       epoch (weights, optimiser state, random state, history); stop it at any time and
       run the same command with ``--resume`` to continue exactly where it stopped.
