@@ -111,6 +111,7 @@ class Dense:
         y: np.ndarray,
         dL_dG: np.ndarray,
         kind: str = "ssq",
+        dropout: float = 0.0,
     ) -> np.ndarray:
         r"""Derivative of :math:`\sum_n L_n` with respect to the pre-activations.
 
@@ -120,10 +121,15 @@ class Dense:
             \frac{\partial G_n}{\partial y_{nj}} = 2 y_{nj} \;(\texttt{"ssq"}) \text{ or }
             1 \;(\texttt{"sum"})
 
+        With ``dropout = p > 0`` the goodness is that of the dropped activities
+        :math:`y^d = m\, y / (1 - p)` (:func:`dropout`), ``y`` is :math:`y^d`, and the chain
+        gains the factor :math:`\partial y^d_{nj} / \partial y_{nj} = m_{nj} / (1 - p)`;
+        :math:`m_{nj}` needs no storing, since :math:`y^d_{nj}` is zero wherever it is.
+
         Parameters
         ----------
         y : ndarray, shape (B, n_out)
-            The layer's output from :meth:`forward`.
+            The layer's output from :meth:`forward` (after :func:`dropout`, if any).
         dL_dG : ndarray, shape (B,) or (B, n_out)
             Derivative of each row's loss with respect to its goodness (scale it by
             ``1/B`` for a mean); or, for goodness per group of units
@@ -131,6 +137,8 @@ class Dense:
             the goodness of the group of each unit (:func:`ff_numpy.goodness.spread`).
         kind : {"ssq", "sum"}
             The goodness (:func:`ff_numpy.goodness.goodness`).
+        dropout : float
+            The probability ``p`` with which :func:`dropout` dropped units (0: none).
 
         Returns
         -------
@@ -138,6 +146,10 @@ class Dense:
         """
         if dL_dG.ndim == 1:
             dL_dG = dL_dG[:, None]  # one goodness per row: the same factor for every unit
+        if dropout:
+            # y^d = m y / (1 - p)  =>  dL/dy = dL/dy^d * m / (1 - p); y^d already is 0 where
+            #                          m = 0, so only the factor 1 / (1 - p) is left to apply.
+            dL_dG = dL_dG / (1.0 - dropout)
         if kind == "ssq":
             # G = sum_j y_j^2  =>  dL/dy = dL/dG * 2 y
             # y = relu(a)      =>  dL/da = dL/dy * [a > 0]; y is 0 where a <= 0, so
@@ -157,6 +169,7 @@ class Dense:
         y: np.ndarray,
         dL_dG: np.ndarray,
         kind: str = "ssq",
+        dropout: float = 0.0,
     ) -> tuple[np.ndarray, np.ndarray]:
         r"""Closed-form gradient of :math:`\sum_n L_n` with respect to ``W`` and ``b``.
 
@@ -180,13 +193,15 @@ class Dense:
         dL_dG : ndarray, shape (B,)
         kind : {"ssq", "sum"}
             The goodness.
+        dropout : float
+            As for :meth:`dL_da` (``y`` then holds the dropped activities).
 
         Returns
         -------
         dL_dW : ndarray, shape (n_in, n_out)
         dL_db : ndarray, shape (n_out,)
         """
-        dL_da = self.dL_da(y, dL_dG, kind)
+        dL_da = self.dL_da(y, dL_dG, kind, dropout)
         # a = x W + b  =>  dL/dW = x^T dL/da,  dL/db = sum over rows of dL/da
         return self.weight_grad(x, dL_da), dL_da.sum(axis=0)
 
@@ -227,6 +242,41 @@ class Dense:
                     f"Dense.{name}: checkpoint has {src.shape}, layer has {target.shape}"
                 )
             target[...] = src
+
+
+def dropout(y: np.ndarray, p: float, rng: np.random.Generator, out=None) -> np.ndarray:
+    r"""Inverted dropout of a layer's activities, for training only (not in the paper).
+
+    .. math::
+        y^d_{nj} = \frac{m_{nj}}{1 - p}\, y_{nj}, \qquad m_{nj} \sim
+        \operatorname{Bernoulli}(1 - p)
+
+    so that :math:`E[y^d] = y` and a trained net is used without it. In a Forward-Forward
+    net both the goodness of the layer and the input of the next layer are computed from
+    :math:`y^d`; :meth:`Dense.dL_da` with ``dropout=p`` gives its local gradient. The
+    public Rust port of Hinton's code uses it as its regulariser
+    (``../shared/REFERENCE.md``).
+
+    Parameters
+    ----------
+    y : ndarray, shape (B, n)
+    p : float
+        Probability of dropping each unit, ``0 <= p < 1``.
+    rng : numpy.random.Generator
+        Draws the keep mask :math:`m`, ``B * n`` float32 uniforms in row-major order.
+    out : ndarray, shape (B, n), optional
+        Where to write :math:`y^d` (may be ``y``).
+
+    Returns
+    -------
+    y_d : ndarray, shape (B, n)
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must lie in [0, 1), got {p}")
+    keep = rng.random(y.shape, dtype=np.float32) >= p  # m, shape (B, n)
+    y_d = np.multiply(y, keep, out=out)  # m y
+    y_d *= y.dtype.type(1.0 / (1.0 - p))  # m y / (1 - p)
+    return y_d
 
 
 class Masked(Dense):

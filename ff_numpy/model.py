@@ -35,7 +35,7 @@ import numpy as np
 from ff_numpy import checkpoint
 from ff_numpy import goodness as gd
 from ff_numpy.blackbox import BlackBox
-from ff_numpy.layers import Dense, Masked
+from ff_numpy.layers import Dense, Masked, dropout
 from ff_numpy.masks import paper_local_architecture
 from ff_numpy.negatives import (
     N_BLUR,
@@ -104,6 +104,12 @@ class FFNet:
         ``"ssq"`` goodness and ``"mean"`` (the sum, not the squares) for ``"sum"``.
     peer_strength : float
         Peer normalisation strength (0 turns it off; Hinton's code uses 0.03).
+    dropout : float
+        Probability of dropping each hidden activity in training
+        (:func:`ff_numpy.layers.dropout`; not in the paper, 0 turns it off). The layer's
+        goodness and the next layer's input are both taken from the dropped activities;
+        the peer term is applied to every unit, dropped or not, as it is where the ReLU
+        is off. Evaluation never drops.
     score_layers : sequence of int, optional
         Layers whose goodness is summed for classification and whose normalised
         activities feed the softmax; default every hidden layer but the first.
@@ -135,6 +141,7 @@ class FFNet:
         theta=None,
         norm: str | None = None,
         peer_strength: float = 0.0,
+        dropout: float = 0.0,
         score_layers=None,
         boxes=None,
         hybrid_blur: int = N_BLUR,
@@ -185,6 +192,9 @@ class FFNet:
         self._set_goodness_groups(goodness_per, norm_per)
         self.peer_strength = float(peer_strength)
         self.peers = [PeerNorm(h, peer_strength) if peer_strength else None for h in hidden]
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        self.dropout = float(dropout)
         if score_layers is None:
             score_layers = range(1, len(hidden)) if len(hidden) > 1 else [0]
         self.score_layers = [int(i) for i in score_layers]
@@ -257,6 +267,7 @@ class FFNet:
             "theta": self.theta,
             "norm": self.norm,
             "peer_strength": self.peer_strength,
+            "dropout": self.dropout,
             "score_layers": self.score_layers,
             "dtype": self.dtype.name,
             "boxes": {str(l): box.config() for l, box in self.boxes.items()},
@@ -288,6 +299,7 @@ class FFNet:
             theta=cfg["theta"],
             norm=cfg["norm"],
             peer_strength=cfg["peer_strength"],
+            dropout=cfg.get("dropout", 0.0),  # runs saved before the option
             score_layers=cfg["score_layers"],
             boxes={
                 int(l): BlackBox(c["n"], np.random.default_rng(0), c["levels"], c["noise"])
@@ -572,7 +584,7 @@ class FFNet:
             The first layer's normalised input: ``B`` positive rows, then ``B`` negative.
         B : int
         rng : numpy.random.Generator
-            Noise of a black box, if any.
+            Noise of a black box and the dropout masks, if any.
         opt : ff_numpy.optim.Optimizer
         lr_scale : float
         features : dict, optional
@@ -589,6 +601,8 @@ class FFNet:
         losses = {}
         for l, layer in enumerate(self.layers):
             Y = layer.forward(X)  # (2B, n_in) @ (n_in, n_out) -> (2B, n_out)
+            if self.dropout:  # y^d = m y / (1 - p): goodness and next layer see y^d
+                Y = dropout(Y, self.dropout, rng, out=Y)
             starts, theta = self.group_starts[l], self.group_theta[l]
             if starts is None:
                 G, s_l = gd.goodness(Y, self.goodness), s  # (2B,): one goodness per row
@@ -599,7 +613,7 @@ class FFNet:
             dL_dG = gd.dL_dG(G, theta, s_l) / B
             if starts is not None:
                 dL_dG = gd.spread(dL_dG, starts, layer.n_out)  # (2B, n_groups) -> (2B, n_out)
-            dL_da = layer.dL_da(Y, dL_dG, kind=self.goodness)  # (2B, n_out)
+            dL_da = layer.dL_da(Y, dL_dG, self.goodness, self.dropout)  # (2B, n_out)
             if self.peers[l] is not None:
                 # Peer normalisation (footnote 9): on positive rows, after ReLU'.
                 self.peers[l].update(Y[:B])

@@ -15,7 +15,7 @@ import pytest
 from gradcheck import AUTOGRAD_TOL, FD_TOL, assert_close, numerical_grad, sample_indices
 
 from ff_numpy import goodness as gd
-from ff_numpy.layers import Dense
+from ff_numpy.layers import Dense, dropout
 from ff_numpy.model import FFNet
 from ff_numpy.norm import normalize, normalize_grouped
 from ff_numpy.optim import SGD
@@ -125,6 +125,90 @@ def test_dense_local_grads_match_autograd_and_fd(objective, seed, kind):
         "dL/dW vs finite differences",
     )
     assert_close(db, numerical_grad(loss, layer.b), FD_TOL, "dL/db vs finite differences")
+
+
+def _keep_mask(shape, p, seed):
+    """The keep mask ``m`` that :func:`dropout` draws from ``default_rng(seed)``."""
+    return np.random.default_rng(seed).random(shape, dtype=np.float32) >= p
+
+
+@pytest.mark.parametrize("kind", ["ssq", "sum"])
+@pytest.mark.parametrize("objective", ["max", "min"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_dense_local_grads_with_dropout_match_autograd_and_fd(objective, seed, kind):
+    """Goodness of the dropped activities ``y^d = m relu(x W + b) / (1 - p)``: the closed
+    form (``dropout=p``) equals autograd and finite differences with the same mask."""
+    rng, layer, x, theta, s, w = _dense_case(seed, objective)
+    p = 0.3
+    y_d = dropout(layer.forward(x), p, np.random.default_rng(seed + 10))
+    m = _keep_mask(y_d.shape, p, seed + 10)
+    np.testing.assert_allclose(y_d, m * layer.forward(x) / (1 - p))  # the definition
+    dL_dG = w * gd.dL_dG(gd.goodness(y_d, kind), theta, s)
+    dW, db = layer.local_grads(x, y_d, dL_dG, kind=kind, dropout=p)
+
+    def ref(W, b):
+        y = anp.maximum(anp.dot(x, W) + b, 0.0) * m / (1 - p)  # (B, n_in) @ (n_in, n_out)
+        G = anp.sum(y * y, axis=1) if kind == "ssq" else anp.sum(y, axis=1)
+        return anp.sum(w * _ref_layer_loss(G, theta, s))
+
+    what = f"({objective}, {kind}, dropout {p})"
+    assert_close(dW, autograd.grad(ref, 0)(layer.W, layer.b), AUTOGRAD_TOL, f"dL/dW {what}")
+    assert_close(db, autograd.grad(ref, 1)(layer.W, layer.b), AUTOGRAD_TOL, f"dL/db {what}")
+    idx = sample_indices(layer.W.shape, 25, rng)
+    num = numerical_grad(lambda: float(ref(layer.W, layer.b)), layer.W, idx)
+    assert_close(dW[tuple(np.array(idx).T)], num, FD_TOL, "dL/dW vs finite differences")
+    assert_close(db, numerical_grad(lambda: float(ref(layer.W, layer.b)), layer.b), FD_TOL, "db")
+
+
+@pytest.mark.parametrize("objective", ["max", "min"])
+def test_ff_sweep_with_dropout_matches_autograd_and_fd(objective):
+    """A net's training sweep with dropout: each layer's step is autograd of its own loss
+    on the dropped activities, and the next layer's input is the dropped output,
+    normalised (the masks replayed from the same generator, layer 0 first)."""
+    rng = np.random.default_rng(7)
+    net = FFNet(12, [9, 8], rng, dropout=0.25, dtype=np.float64)
+    for layer in net.layers:
+        layer.b[:] = rng.standard_normal(layer.n_out) * 0.3
+    B = 3
+    X = normalize(rng.standard_normal((2 * B, 12)), net.norm)
+    s = gd.sign(np.arange(2 * B) < B, objective)
+    net.objective = objective
+    old = [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
+    net.ff_sweep(X.copy(), B, np.random.default_rng(99), SGD(1.0), 1.0)
+    replay = np.random.default_rng(99)
+    masks = [replay.random((2 * B, n), dtype=np.float32) >= 0.25 for n in (9, 8)]
+
+    def loss(W, b, x, l):
+        Y = anp.maximum(anp.dot(x, W) + b, 0.0) * masks[l] / 0.75  # (2B, n_in) @ (n_in, n_out)
+        return anp.sum(anp.logaddexp(0.0, -s * (anp.sum(Y * Y, axis=1) - net.theta[l]))) / B
+
+    x = X
+    for l, (layer, (W, b)) in enumerate(zip(net.layers, old)):
+        assert_close(W - layer.W, autograd.grad(loss, 0)(W, b, x, l), AUTOGRAD_TOL, f"W{l}")
+        assert_close(b - layer.b, autograd.grad(loss, 1)(W, b, x, l), AUTOGRAD_TOL, f"b{l}")
+        W_fd = W.copy()
+        f = functools.partial(loss, W_fd, b, x, l)
+        idx = sample_indices(W.shape, 12, rng)
+        num = numerical_grad(lambda f=f: float(f()), W_fd, idx)
+        assert_close((W - layer.W)[tuple(np.array(idx).T)], num, FD_TOL, f"W{l} vs FD")
+        x = normalize(np.maximum(x @ W + b, 0) * masks[l] / 0.75, net.norm)
+
+
+def test_dropout_drops_about_p_keeps_the_mean_and_checks_p():
+    rng = np.random.default_rng(0)
+    y = rng.random((400, 500)).astype(np.float32) + 0.5
+    y_d = dropout(y, 0.2, np.random.default_rng(1))
+    assert y_d.dtype == np.float32
+    assert abs(np.mean(y_d == 0) - 0.2) < 0.005  # 200,000 draws
+    assert abs(y_d.mean() / y.mean() - 1) < 0.01  # inverted: E[y^d] = y
+    kept = y_d != 0
+    np.testing.assert_allclose(y_d[kept], y[kept] / 0.8, rtol=1e-6)
+    np.testing.assert_array_equal(dropout(y, 0.0, rng), y)
+    for p in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="dropout"):
+            dropout(y, p, rng)
+    with pytest.raises(ValueError, match="dropout"):
+        FFNet(784, [10], rng, dropout=1.0)
 
 
 def test_dense_relu_derivative_is_zero_at_zero():

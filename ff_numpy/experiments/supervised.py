@@ -103,7 +103,7 @@ class Supervised(Experiment):
         *("hidden", "epochs", "batch_size", "lr", "readout_lr", "optimizer", "momentum"),
         *("weight_decay", "readout_weight_decay", "negatives", "objective", "goodness"),
         *("norm", "theta", "peer_strength", "train_size", "eval_every", "track_test"),
-        *("seed", *BOX_KEYS, "jitter"),
+        *("seed", *BOX_KEYS, "jitter", "dropout"),
     )
 
     @staticmethod
@@ -119,13 +119,26 @@ class Supervised(Experiment):
             help="shift each training image by up to S pixels in each direction, drawn "
             "on the fly (Sec. 3.3 uses 2; default: 0)",
         )
+        p.add_argument(
+            "--dropout",
+            type=float,
+            default=0.0,
+            metavar="P",
+            help="in training, drop each hidden activity with probability P (inverted "
+            "dropout, before the goodness and the next layer; not in the paper; default: 0)",
+        )
         add_box_arguments(p)
+
+    @staticmethod
+    def check_args(args) -> None:
+        if not 0.0 <= args.dropout < 1.0:
+            raise ValueError(f"--dropout must lie in [0, 1), got {args.dropout}")
 
     @staticmethod
     def build(args, data):
         """The model and task for ``args`` on ``data`` (an :class:`ff_numpy.data.MNIST`)."""
         boxes = dict([make_box(args, args.hidden)]) if args.black_box is not None else None
-        model = make_ffnet(args, 784, boxes=boxes)
+        model = make_ffnet(args, 784, boxes=boxes, dropout=args.dropout)
         opt, readout_opt = make_ff_optimizers(args)
         task = SupervisedTask(
             model,
