@@ -46,8 +46,8 @@ What it should show
       library's full runs got 0.74% (50,000 images) and 0.71% (60,000 images, one
       seed), and regularising harder did not help on shorter probes (``--dropout 0.1``
       or weight decay 0.002: docs/RESULTS.md). The quick run is tiny: its numbers show
-      that everything runs and nothing more. Every number is computed when the script
-      runs, none is written in it.
+      that everything runs and nothing more. Every number the script prints is
+      computed when it runs.
 
 Run it::
 
