@@ -296,6 +296,9 @@ def test_bad_method_is_refused_by_the_parser(tmp_path):
         OnlineTask(model, x, y, x, y, x, y, None, method="minibatch", chunk=5)
     with pytest.raises(ValueError, match="--jump-if must be one of"):
         OnlineTask(model, x, y, x, y, x, y, None, chunk=5, jump_if="sometimes")
+    model.dropout = 0.1  # a net built with FFNet(..., dropout=0.1)
+    with pytest.raises(ValueError, match="oneshot drops no units"):
+        OnlineTask(model, x, y, x, y, x, y, None, chunk=5)
 
 
 # ----------------------------------------------------------------------------- real MNIST

@@ -472,6 +472,11 @@ def check_method_options(method, negatives, jump_if, margin, damping, model=None
                 "--method oneshot takes no --peer-strength: the jump is a plain step "
                 f"with no extra terms (got {model.peer_strength})"
             )
+        if getattr(model, "dropout", 0.0):
+            raise ValueError(
+                f"--method oneshot drops no units: the jump is computed from the whole "
+                f"activity vector (the net has dropout {model.dropout})"
+            )
 
 
 def resolved_peer_strength(args) -> float:
