@@ -54,6 +54,8 @@ def run_label(metrics: dict) -> str:
         parts.append(f"box after {cfg['black_box']}")
     if cfg.get("jitter"):
         parts.append(f"jitter {cfg['jitter']}")
+    if cfg.get("dropout"):
+        parts.append(f"dropout {cfg['dropout']}")
     if "epochs" in cfg:
         parts.append(f"{cfg['epochs']} epochs")
     return " ".join(p for p in parts if p) + seed
@@ -151,7 +153,7 @@ def plot_online_comparison(runs, path, split: str = "test") -> Path:
     return _save(fig, path)
 
 
-def plot_comparison(runs, path, split: str = "test") -> Path:
+def plot_comparison(runs, path, split: str = "test", labels=None, kinds=None) -> Path:
     """Overlay several runs' per-epoch errors (e.g. hard vs random negatives, FF vs BP).
 
     Parameters
@@ -162,6 +164,10 @@ def plot_comparison(runs, path, split: str = "test") -> Path:
         ``--track-test``.
     path : str or Path
     split : {"test", "val"}
+    labels : sequence of str, optional
+        One legend label per run (default :func:`run_label`, from each configuration).
+    kinds : sequence of {"goodness", "softmax", "backprop"}, optional
+        Which errors to draw (default every one a run has).
 
     Returns
     -------
@@ -170,17 +176,29 @@ def plot_comparison(runs, path, split: str = "test") -> Path:
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     runs = [load_metrics(r) for r in runs]
+    if labels is None:
+        labels = [run_label(m) for m in runs]
+    elif len(labels) != len(runs):
+        raise ValueError(f"labels needs one label per run ({len(runs)}), got {len(labels)}")
+    styles = {
+        "goodness": ("_goodness", "s-"),
+        "softmax": ("_softmax", "o:"),
+        "backprop": ("", "o-"),
+    }
+    unknown = sorted(set(kinds or ()) - set(styles))
+    if unknown:
+        raise ValueError(f"unknown kinds {unknown}: expected some of {sorted(styles)}")
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
     drawn = 0
-    for i, metrics in enumerate(runs):
-        for suffix, style in (("_goodness", "s-"), ("_softmax", "o:"), ("", "o-")):
+    for i, (metrics, label) in enumerate(zip(runs, labels)):
+        for kind in kinds or styles:
+            suffix, style = styles[kind]
             key = f"{split}_error{suffix}"
             pts = [(r["epoch"], 100 * r[key]) for r in metrics["history"] if key in r]
             if pts:
                 e, v = zip(*pts)
-                kind = suffix.lstrip("_") or "backprop"
-                ax.plot(e, v, style, color=f"C{i}", ms=3, label=f"{run_label(metrics)}, {kind}")
+                ax.plot(e, v, style, color=f"C{i}", ms=3, label=f"{label}, {kind}")
                 drawn += 1
     if not drawn:
         raise ValueError(f"none of the runs has per-epoch {split} errors (use --track-test)")

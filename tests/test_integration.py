@@ -236,6 +236,17 @@ def test_plot_overlays_several_runs(tmp_path, capsys):
     assert out.read_bytes()[:4] == b"\x89PNG"
     assert cli.main(["plot", a, b]) == 2
     assert "needs --out" in capsys.readouterr().err
+    from ff_numpy.plots import plot_comparison, run_label
+
+    named = plot_comparison([a, b], tmp_path / "named.png", labels=["A", "B"], kinds=["goodness"])
+    assert named.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="one label per run"):
+        plot_comparison([a, b], tmp_path / "x.png", labels=["A"])
+    with pytest.raises(ValueError, match="unknown kinds"):
+        plot_comparison([a, b], tmp_path / "x.png", kinds=["goodnes"])
+    with pytest.raises(ValueError, match="none of the runs"):  # no backprop errors here
+        plot_comparison([a, b], tmp_path / "x.png", kinds=["backprop"])
+    assert "dropout 0.1" in run_label({"config": {"experiment": "supervised", "dropout": 0.1}})
 
 
 @needs_mnist
