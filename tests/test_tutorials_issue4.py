@@ -193,10 +193,15 @@ def test_tutorial_08_setting_result_is_the_run_that_met_the_target():
     assert _tutorial_08_args("--setting", "result", "--epochs", "7")["epochs"] == 7
 
 
-def test_tutorial_08_quick_refuses_a_setting_before_any_work(tmp_path):
-    out = tmp_path / "t08"
+def test_tutorial_08_quick_refuses_a_setting_before_any_work(tmp_path, capsys):
+    t08 = load_tutorial(T08)
+    opts = t08.build_parser().parse_args(["--quick", "--setting", "result"])
     with pytest.raises(ValueError, match="--quick runs its own small setting"):
-        load_tutorial(T08).main(["--quick", "--setting", "result", "--out", str(out)])
+        t08.run_options(opts)
+    out = tmp_path / "t08"
+    with pytest.raises(SystemExit) as exc:  # from the command line: a usage error
+        t08.main(["--quick", "--setting", "result", "--out", str(out)])
+    assert exc.value.code == 2 and "drop --setting result" in capsys.readouterr().err
     assert not out.exists()  # failed before loading data or drawing anything
 
 

@@ -101,7 +101,7 @@ FULL = {"hidden": [2000, 2000, 2000, 2000], "epochs": 500, "train_size": 50_000,
 # of two: 0.65%; mean of two seeds 0.635%). A smaller net for longer, on all 60,000
 # training images: no validation images are left, so the test error is tracked
 # (``track_test``) for the learning curve, every epoch by softmax and every
-# ``eval_every`` epochs by goodness. The rate is held for 600 epochs, then decays.
+# ``eval_every`` epochs by goodness. The rate is held for the first half, then decays.
 RESULT = {"hidden": [1000, 1000, 1000], "epochs": 1200, "train_size": 60_000,
           "lr": 0.005, "eval_every": 100, "track_test": True}  # fmt: skip
 SETTINGS = {"paper": FULL, "result": RESULT}
@@ -330,8 +330,12 @@ def run_options(opts: argparse.Namespace) -> dict:
 
 
 def main(argv=None) -> dict:
-    opts = build_parser().parse_args(argv)
-    options = run_options(opts)  # before any work: a wrong combination fails at once
+    parser = build_parser()
+    opts = parser.parse_args(argv)
+    try:  # before any work: a wrong combination fails at once, as a usage error
+        options = run_options(opts)
+    except ValueError as err:
+        parser.error(str(err))
     out = Path(opts.out)
     data = load_mnist(opts.data_dir, progress=not opts.no_progress)
     gallery = jitter_demo(data.train.x[0], int(data.train.y[0]), out)
