@@ -18,7 +18,12 @@ machines that makes a trained net's epoch up to 2.5 times faster: docs/RESULTS.m
 run with both cores to itself takes about 0.55-0.6 times as long. The recurrent entry is
 the recipe that met the paper's 1.31% (1.22%, one seed): all 60,000 training images, so
 no validation, with a 200-batch learning-rate warm-up; its hours are the 50,000-image
-run's 4.4 scaled by 1.2 (extrapolated; it took 2.9 h on two threads).
+run's 4.4 scaled by 1.2 (extrapolated; it took 2.9 h on two threads). Beside the paper's
+jittered net (``jitter``, which missed 0.64% here), ``jitter_3x1000`` is the recipe that
+met it: a smaller net for longer on all 60,000 images, whose result is the mean of two
+seeds (0.65% with this entry's seed 0, 0.62% with ``--seed 1``: 0.635%), so the status
+line of this one seed reads "missed by 0.01 point" at the end. Its 10.3 h were measured
+after that flush, with the seed-1 twin running on the other core.
 """
 
 from __future__ import annotations
@@ -60,6 +65,13 @@ REPRODUCTIONS = {
         (*FOUR_BY_2000, "--epochs", "500", "--jitter", "2", "--negatives", "hard")
         + ("--lr", "0.003", "--eval-every", "25"),
         0.0064, "test_error_goodness", "Sec. 3.3, jittered, 500 epochs", 12.5,
+    ),
+    "jitter_3x1000": Reproduction(
+        "supervised",
+        ("--hidden", "1000", "1000", "1000", "--epochs", "1200", "--jitter", "2")
+        + ("--negatives", "hard", "--lr", "0.005", "--eval-every", "100")
+        + ("--train-size", "60000", "--track-test"),
+        0.0064, "test_error_goodness", "Sec. 3.3, jittered: 3 x 1000, 1,200 epochs", 10.3,
     ),
     "unsupervised": Reproduction(
         "unsupervised", ("--track-test",),

@@ -18,7 +18,7 @@ import shlex
 
 import numpy as np
 import pytest
-from helpers import TUTORIALS, assert_png, assert_quick_run, load_tutorial, needs_mnist
+from helpers import BENCHMARKS, TUTORIALS, assert_png, assert_quick_run, load_tutorial, needs_mnist
 
 from ff_numpy import cli, experiments
 from ff_numpy.negatives import N_BLUR
@@ -191,6 +191,17 @@ def test_tutorial_08_setting_result_is_the_run_that_met_the_target():
     assert paper == _tutorial_08_args("--setting", "paper")
     assert paper["hidden"] == [2000] * 4 and paper["epochs"] == 500
     assert _tutorial_08_args("--setting", "result", "--epochs", "7")["epochs"] == 7
+
+
+def test_tutorial_08_setting_result_is_what_reproduce_py_runs(tmp_path):
+    """``--setting result`` and ``benchmarks/reproduce.py jitter_3x1000`` train the same
+    net, so a user of either gets the recipe that met the target."""
+    entry = load_tutorial("reproduce", BENCHMARKS).REPRODUCTIONS["jitter_3x1000"]
+    recipe = vars(cli.build_parser().parse_args(entry.argv(tmp_path)))
+    result = _tutorial_08_args("--setting", "result")
+    differ = {k for k, v in result.items() if k in recipe and recipe[k] != v}
+    assert differ == {"out"}, {k: (result[k], recipe[k]) for k in differ}
+    assert entry.paper == load_tutorial(T08).PAPER_TEST_ERROR
 
 
 def test_tutorial_08_quick_refuses_a_setting_before_any_work(tmp_path, capsys):
