@@ -62,6 +62,12 @@ def interrupted_after(task_class: type, n_batches: int):
         yield
 
 
+def options_that_differ(ours: dict, theirs: dict) -> dict:
+    """The options two parsed commands both have but set differently: ``{key: (ours,
+    theirs)}``; e.g. a tutorial's run against the command recorded in docs/RESULTS.md."""
+    return {k: (v, theirs[k]) for k, v in ours.items() if k in theirs and theirs[k] != v}
+
+
 def load_tutorial(stem: str, folder: Path = TUTORIALS):
     """Import ``tutorials/<stem>.py`` (or ``folder/<stem>.py``) as a module (its ``main``
     is not run)."""

@@ -18,9 +18,17 @@ import shlex
 
 import numpy as np
 import pytest
-from helpers import BENCHMARKS, TUTORIALS, assert_png, assert_quick_run, load_tutorial, needs_mnist
+from helpers import (
+    BENCHMARKS,
+    TUTORIALS,
+    assert_png,
+    assert_quick_run,
+    load_tutorial,
+    needs_mnist,
+    options_that_differ,
+)
 
-from ff_numpy import cli, experiments
+from ff_numpy import cli
 from ff_numpy.negatives import N_BLUR
 
 QUICK_OPTIONS = ["--no-progress"]  # extra options of every quick run (conftest.quick_run)
@@ -163,15 +171,9 @@ def _recorded_command(heading: str) -> list[str]:
     return argv[1:]
 
 
-def _tutorial_08_args(*argv: str):
+def _tutorial_08_args(*argv: str) -> dict:
     t08 = load_tutorial(T08)
-    opts = t08.build_parser().parse_args(list(argv))
-    return vars(
-        experiments.default_args(
-            "supervised", **t08.run_options(opts), jitter=t08.MAX_SHIFT,
-            negatives=opts.negatives, seed=t08.SEED, out="x",
-        )
-    )  # fmt: skip
+    return vars(t08.experiment_args(t08.build_parser().parse_args([*argv, "--out", "x"])))
 
 
 def test_tutorial_08_setting_result_is_the_run_that_met_the_target():
@@ -183,8 +185,8 @@ def test_tutorial_08_setting_result_is_the_run_that_met_the_target():
         )
     )
     result = _tutorial_08_args("--setting", "result")
-    differ = {k for k, v in result.items() if k in recorded and recorded[k] != v}
-    assert differ == {"out"}, {k: (result[k], recorded[k]) for k in differ}
+    differ = options_that_differ(result, recorded)
+    assert differ.keys() == {"out"}, differ
     assert result["hidden"] == [1000, 1000, 1000] and result["epochs"] == 1200
     assert result["train_size"] == 60_000 and result["track_test"]
     paper = _tutorial_08_args()
@@ -199,8 +201,8 @@ def test_tutorial_08_setting_result_is_what_reproduce_py_runs(tmp_path):
     entry = load_tutorial("reproduce", BENCHMARKS).REPRODUCTIONS["jitter_3x1000"]
     recipe = vars(cli.build_parser().parse_args(entry.argv(tmp_path)))
     result = _tutorial_08_args("--setting", "result")
-    differ = {k for k, v in result.items() if k in recipe and recipe[k] != v}
-    assert differ == {"out"}, {k: (result[k], recipe[k]) for k in differ}
+    differ = options_that_differ(result, recipe)
+    assert differ.keys() == {"out"}, differ
     assert entry.paper == load_tutorial(T08).PAPER_TEST_ERROR
 
 

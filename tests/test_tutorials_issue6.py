@@ -17,7 +17,14 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import BENCHMARKS, assert_png, assert_quick_run, load_tutorial, needs_mnist
+from helpers import (
+    BENCHMARKS,
+    assert_png,
+    assert_quick_run,
+    load_tutorial,
+    needs_mnist,
+    options_that_differ,
+)
 
 from ff_numpy import cli, experiments
 
@@ -122,8 +129,7 @@ def test_full_run_is_the_recipe_that_reproduce_py_runs(tmp_path):
     full = vars(experiments.default_args("recurrent", **load_tutorial(T09).FULL, out="x"))
     entry = load_tutorial("reproduce", BENCHMARKS).REPRODUCTIONS["recurrent"]
     recipe = vars(cli.build_parser().parse_args(entry.argv(tmp_path)))
-    differ = {k for k, v in full.items() if k in recipe and recipe[k] != v}
-    assert differ == {"out"}
+    assert options_that_differ(full, recipe).keys() == {"out"}
     assert full["train_size"] == 60_000 and full["warmup_batches"] == 200
 
 

@@ -329,28 +329,33 @@ def run_options(opts: argparse.Namespace) -> dict:
     return options
 
 
+def experiment_args(opts: argparse.Namespace) -> argparse.Namespace:
+    """The options of the training run: :func:`run_options` plus jitter, negatives, seed
+    and the run's folder, as ``ff-numpy train supervised`` would parse them."""
+    return experiments.default_args(
+        EXPERIMENT,
+        **run_options(opts),
+        jitter=MAX_SHIFT,
+        negatives=opts.negatives,
+        seed=SEED,
+        out=str(opts.out),
+        data_dir=opts.data_dir,
+        resume=opts.resume,
+        progress=not opts.no_progress,
+    )
+
+
 def main(argv=None) -> dict:
     parser = build_parser()
     opts = parser.parse_args(argv)
     try:  # before any work: a wrong combination fails at once, as a usage error
-        options = run_options(opts)
+        args = experiment_args(opts)
     except ValueError as err:
         parser.error(str(err))
     out = Path(opts.out)
     data = load_mnist(opts.data_dir, progress=not opts.no_progress)
     gallery = jitter_demo(data.train.x[0], int(data.train.y[0]), out)
 
-    args = experiments.default_args(
-        EXPERIMENT,
-        **options,
-        jitter=MAX_SHIFT,
-        negatives=opts.negatives,
-        seed=SEED,
-        out=str(out),
-        data_dir=opts.data_dir,
-        resume=opts.resume,
-        progress=not opts.no_progress,
-    )
     metrics = train(args)
     curve = plot_run(out)  # learning_curve.png, from metrics.json
     fields = draw_fields(out)
