@@ -30,7 +30,7 @@ import argparse
 
 import numpy as np
 
-from ff_numpy.cli import build_parser
+from ff_numpy import experiments
 from ff_numpy.data import load_mnist
 from ff_numpy.experiments.recurrent import Recurrent
 from ff_numpy.optim import linear_warmup
@@ -43,7 +43,7 @@ def main(argv=None) -> list[dict[str, float]]:
     ap.add_argument("--every", type=int, default=4, help="print every N-th (default: 4)")
     ap.add_argument("--shuffle", action="store_true", help="the batches of the run's first epoch")
     own, rest = ap.parse_known_args(argv)
-    args = build_parser().parse_args(["train", "recurrent", *rest])
+    args = experiments.parser("recurrent").parse_args(rest)  # ff-numpy train recurrent
     data = load_mnist(args.data_dir)
     _, task = Recurrent.build(args, data)  # the model, optimisers and batch step of training
     if own.batches * args.batch_size > task.n_train:

@@ -140,14 +140,15 @@ def supervised_comparison(train_args: list[str], out_dir: Path) -> dict:
     plain cast and with ``row_factor``: each epoch's training seconds, the test errors,
     and whether the two final ``model.npz`` agree bit for bit in every array (the
     metadata, which holds wall times, left out)."""
-    from ff_numpy import checkpoint, cli
+    from ff_numpy import checkpoint, experiments
 
     row_factor, result = blas.row_factor, {}
     for name, factor in (("plain cast", _plain_cast), ("row_factor", row_factor)):
         run = out_dir / name.replace(" ", "_")
         blas.row_factor = factor
         try:
-            cli.main(["train", "supervised", *train_args, "--out", str(run), "--no-progress"])
+            argv = [*train_args, "--out", str(run), "--no-progress"]
+            experiments.get("supervised").run(experiments.parser("supervised").parse_args(argv))
         finally:
             blas.row_factor = row_factor
         metrics = json.loads((run / "metrics.json").read_text())

@@ -76,6 +76,20 @@ def add_run_arguments(p: argparse.ArgumentParser, train: bool = True) -> None:
     p.add_argument("--out", default=None, help="output folder (required)")
 
 
+def parser(name: str) -> argparse.ArgumentParser:
+    """The options of ``ff-numpy train NAME``: the experiment's own and the run options.
+
+    For scripts that take an experiment's options from their own command line::
+
+        args = parser("recurrent").parse_args(["--hidden", "500", "--out", "runs/x"])
+        metrics = get("recurrent").run(args)
+    """
+    p = argparse.ArgumentParser(prog=f"ff-numpy train {name}")
+    get(name).add_arguments(p)
+    add_run_arguments(p)
+    return p
+
+
 def default_args(name: str, **overrides) -> argparse.Namespace:
     """The options of experiment ``name`` with their defaults, then ``overrides``.
 
@@ -84,11 +98,7 @@ def default_args(name: str, **overrides) -> argparse.Namespace:
         args = default_args("supervised", hidden=[500, 500], epochs=3, out="runs/x")
         metrics = get("supervised").run(args)
     """
-    exp = get(name)
-    parser = argparse.ArgumentParser(prog=f"ff-numpy train {name}")
-    exp.add_arguments(parser)
-    add_run_arguments(parser)
-    args = parser.parse_args([])
+    args = parser(name).parse_args([])
     for key, value in overrides.items():
         if not hasattr(args, key):
             raise ValueError(f"experiment {name!r} has no option {key!r}")
