@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from ff_numpy import experiments
 from ff_numpy.data import load_mnist
-from ff_numpy.model import FFNet
+from ff_numpy.experiments.saved import load_ffnet
 
 
 def main(argv=None):
@@ -42,7 +42,7 @@ def main(argv=None):
             out=str(args.out / f"peer_{strength}"), data_dir=args.data_dir, progress=False,
         )  # fmt: skip
         metrics = experiments.get("supervised").run(run)
-        model = FFNet.load(args.out / f"peer_{strength}" / "model.npz")
+        model = load_ffnet(args.out / f"peer_{strength}" / "model.npz")
         means = model.unit_means(xv, yv)
         results[strength] = {
             "test_error_goodness": metrics["test_error_goodness"],

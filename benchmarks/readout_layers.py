@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 
 from ff_numpy.data import load_mnist
 from ff_numpy.experiments.common import error_rate, splits
-from ff_numpy.model import FFNet
+from ff_numpy.experiments.saved import load_ffnet
 from ff_numpy.readout import fit_readout
 
 
@@ -122,7 +122,7 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=None, help="output folder (default: the run)")
     args = p.parse_args(argv)
 
-    model = FFNet.load(args.run / "model.npz")
+    model = load_ffnet(args.run / "model.npz")
     config = json.loads((args.run / "metrics.json").read_text())["config"]
     n = len(model.layers)
     subsets = [parse_subset(s, n) for s in args.subsets] if args.subsets else default_subsets(n)

@@ -35,6 +35,7 @@ from matplotlib.figure import Figure
 
 from ff_numpy.data import load_mnist
 from ff_numpy.experiments.common import error_rate, splits
+from ff_numpy.experiments.saved import load_recurrent_net
 from ff_numpy.recurrent import RecurrentFFNet
 
 
@@ -136,7 +137,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     out = args.out or args.run
     out.mkdir(parents=True, exist_ok=True)
-    model = RecurrentFFNet.load(args.run / "model.npz")
+    model = load_recurrent_net(args.run / "model.npz")
     metrics = args.run / "metrics.json"
     if not metrics.exists():
         raise SystemExit(

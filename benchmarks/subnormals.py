@@ -40,7 +40,7 @@ from threadpoolctl import threadpool_limits
 from ff_numpy import blas
 from ff_numpy import recurrent as rec
 from ff_numpy.data import load_mnist
-from ff_numpy.recurrent import RecurrentFFNet
+from ff_numpy.experiments.saved import load_recurrent_net
 
 
 def _subnormal_share(a: np.ndarray) -> float:
@@ -84,7 +84,7 @@ def on_checkpoint(run: Path, n_batches: int, data_dir=None, batch_size=100, seed
     """Subnormal share and ``unroll_grads`` seconds on a trained recurrent net, with and
     without the flush; ``same_gradients`` is True if the two agree bit for bit."""
     model = run / "model.npz"
-    net = RecurrentFFNet.load(model)
+    net = load_recurrent_net(model)
     train = load_mnist(data_dir, progress=False).train
     rng = np.random.default_rng(seed)
     batches = []
@@ -107,9 +107,9 @@ def on_checkpoint(run: Path, n_batches: int, data_dir=None, batch_size=100, seed
     for name, factor in (("plain cast", _plain_cast), ("row_factor", row_factor)):
         blas.row_factor = factor
         try:
-            RecurrentFFNet.load(model).unroll_grads(*batches[0])  # warm-up
+            load_recurrent_net(model).unroll_grads(*batches[0])  # warm-up
             # a fresh copy: unroll_grads updates the running means of peer normalisation
-            net = RecurrentFFNet.load(model)
+            net = load_recurrent_net(model)
             seconds, grads[name], shares[:] = [], [], []
             for x, y, wrong in batches:
                 t0 = time.perf_counter()
@@ -117,7 +117,7 @@ def on_checkpoint(run: Path, n_batches: int, data_dir=None, batch_size=100, seed
                 seconds.append(time.perf_counter() - t0)
                 grads[name].append({k: v.copy() for k, v in g.items()})  # buffers are reused
             rec.dL_da_damped = spy  # the shares, on a pass of its own (the spy is slow)
-            net = RecurrentFFNet.load(model)
+            net = load_recurrent_net(model)
             for x, y, wrong in batches:
                 net.unroll_grads(x, y, wrong)
         finally:

@@ -34,9 +34,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import log_softmax
 
-from ff_numpy import blas, checkpoint
+from ff_numpy import blas
 from ff_numpy.blackbox import BlackBox
-from ff_numpy.validate import check_labels, check_matrix
+from ff_numpy.validate import check_labels, check_matrix, copy_state
 
 MODEL_TYPE = "mlp"
 
@@ -191,14 +191,6 @@ class MLP:
             box_grad=cfg.get("box_grad", "straight"),
         )  # a box's permutation is restored by load_state
 
-    @classmethod
-    def load(cls, path) -> MLP:
-        """The trained network saved in a run's ``model.npz``."""
-        return checkpoint.load_model(
-            cls, path, "MLP configuration (not a backprop run)",
-            lambda cfg: cfg.get("type") == MODEL_TYPE,
-        )  # fmt: skip
-
     def params(self) -> dict[str, np.ndarray]:
         """The trainable arrays by name (``layer{l}.W``, ``layer{l}.b``), not copies."""
         out = {}
@@ -215,8 +207,8 @@ class MLP:
         return out
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore the arrays of :meth:`state` in place (:func:`ff_numpy.checkpoint.restore`)."""
-        checkpoint.restore(self.state(), arrays)
+        """Restore the arrays of :meth:`state` in place (:func:`ff_numpy.validate.copy_state`)."""
+        copy_state(self.state(), arrays)
 
     # ------------------------------------------------------------------ forward
     def forward(

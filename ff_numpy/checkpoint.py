@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ff_numpy.validate import copy_state
+
 META_KEY = "__meta__"
 
 
@@ -117,28 +119,9 @@ def load_model(cls, path, what: str, accepts=None):
 
 
 def restore(targets: dict[str, np.ndarray], arrays: dict[str, np.ndarray]) -> None:
-    """Copy checkpointed arrays into a model's arrays, in place, by name.
-
-    Parameters
-    ----------
-    targets : dict of str to ndarray
-        The model's own arrays (its ``state()``), overwritten in place.
-    arrays : dict of str to ndarray
-        What :func:`load` read; arrays not named in ``targets`` are ignored.
-
-    Raises
-    ------
-    ValueError
-        If an array of ``targets`` is missing from ``arrays`` or has another shape there.
-    """
-    for name, target in targets.items():
-        if name not in arrays:
-            raise ValueError(f"checkpoint has no array {name!r}")
-        if arrays[name].shape != target.shape:
-            raise ValueError(
-                f"{name}: checkpoint has shape {arrays[name].shape}, model {target.shape}"
-            )
-        target[...] = arrays[name]
+    """Copy checkpointed arrays into a model's arrays, in place, by name
+    (:func:`ff_numpy.validate.copy_state`: every name present, every shape the same)."""
+    copy_state(targets, arrays)
 
 
 def write_json(path, obj: dict) -> Path:

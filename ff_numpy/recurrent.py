@@ -52,13 +52,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ff_numpy import blas, checkpoint
+from ff_numpy import blas
 from ff_numpy import goodness as gd
 from ff_numpy.layers import Dense
 from ff_numpy.negatives import hard_wrong_labels, random_wrong_labels
 from ff_numpy.norm import PeerNorm, check_scale, normalize
 from ff_numpy.readout import SoftmaxReadout
-from ff_numpy.validate import check_labels, check_matrix
+from ff_numpy.validate import check_labels, check_matrix, copy_state
 
 SCHEDULES = ("synchronous", "alternating")
 NEGATIVES = ("hard", "random")
@@ -706,13 +706,6 @@ class RecurrentFFNet:
             **kwargs,
         )
 
-    @classmethod
-    def load(cls, path) -> RecurrentFFNet:
-        """The trained net saved in a run's ``model.npz``."""
-        return checkpoint.load_model(
-            cls, path, "recurrent-net configuration", lambda cfg: cfg.get("kind") == "recurrent"
-        )
-
     def state(self) -> dict[str, np.ndarray]:
         """All learned arrays by name (the unused biases of the ``down`` layers left out)."""
         out = {}
@@ -727,5 +720,5 @@ class RecurrentFFNet:
         return out
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore :meth:`state` in place (:func:`ff_numpy.checkpoint.restore`)."""
-        checkpoint.restore(self.state(), arrays)
+        """Restore :meth:`state` in place (:func:`ff_numpy.validate.copy_state`)."""
+        copy_state(self.state(), arrays)

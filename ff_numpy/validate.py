@@ -42,3 +42,28 @@ def check_labels(y, n_classes: int, name: str = "labels", n_rows: int | None = N
             f"{name} must lie in 0..{n_classes - 1}, got values from {y.min()} to {y.max()}"
         )
     return y.astype(np.int64, copy=False)
+
+
+def copy_state(targets: dict[str, np.ndarray], arrays: dict[str, np.ndarray]) -> None:
+    """Copy saved arrays into a model's own arrays, in place, by name.
+
+    Parameters
+    ----------
+    targets : dict of str to ndarray
+        The model's arrays (its ``state()``), overwritten in place.
+    arrays : dict of str to ndarray
+        The saved arrays; those not named in ``targets`` are ignored.
+
+    Raises
+    ------
+    ValueError
+        If an array of ``targets`` is missing from ``arrays`` or has another shape there.
+    """
+    for name, target in targets.items():
+        if name not in arrays:
+            raise ValueError(f"checkpoint has no array {name!r}")
+        if arrays[name].shape != target.shape:
+            raise ValueError(
+                f"{name}: checkpoint has shape {arrays[name].shape}, model {target.shape}"
+            )
+        target[...] = arrays[name]

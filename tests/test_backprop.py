@@ -20,6 +20,7 @@ from helpers import interrupted_after, needs_mnist, numbers, train_args
 
 from ff_numpy import checkpoint, cli, experiments
 from ff_numpy.backprop import MLP, softmax_cross_entropy
+from ff_numpy.experiments.saved import load_mlp
 from ff_numpy.optim import SGD, Adam
 
 autograd = pytest.importorskip("autograd", reason="the test extra (pip install -e .[test])")
@@ -207,7 +208,7 @@ def test_state_config_and_load_round_trip(tmp_path):
         b += 0.1
     meta = {"config": {"experiment": "backprop", "model": model.config()}}
     checkpoint.save(tmp_path / "m.npz", model.state(), meta)
-    loaded = MLP.load(tmp_path / "m.npz")
+    loaded = load_mlp(tmp_path / "m.npz")
     assert loaded.config() == model.config() and loaded.dtype == np.float32
     for k, v in model.state().items():
         np.testing.assert_array_equal(loaded.state()[k], v)
@@ -247,7 +248,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
         model.load_state({k: v for k, v in model.state().items() if k != "layer1.b"})
     checkpoint.save(tmp_path / "ff.npz", {"a": np.zeros(1)}, {"config": {"model": {}}})
     with pytest.raises(ValueError, match="no MLP configuration"):
-        MLP.load(tmp_path / "ff.npz")
+        load_mlp(tmp_path / "ff.npz")
 
 
 @pytest.mark.parametrize(

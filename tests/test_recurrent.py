@@ -35,6 +35,7 @@ from ff_numpy import goodness as gd
 from ff_numpy import recurrent as recurrent_module
 from ff_numpy.data import load_mnist
 from ff_numpy.experiments.recurrent import RecurrentTask, iteration_report
+from ff_numpy.experiments.saved import load_recurrent_net
 from ff_numpy.model import FFNet
 from ff_numpy.negatives import hard_wrong_labels
 from ff_numpy.optim import SGD
@@ -1005,7 +1006,7 @@ def test_config_and_state_rebuild_the_same_net(tmp_path):
     assert "layer2.peer_mean" in net.state()
 
     path = checkpoint.save(tmp_path / "m.npz", net.state(), {"config": {"model": cfg}})
-    loaded = RecurrentFFNet.load(path)
+    loaded = load_recurrent_net(path)
     np.testing.assert_array_equal(loaded.goodness_trace(x), net.goodness_trace(x))
     assert loaded.dtype == np.float64
 
@@ -1014,7 +1015,7 @@ def test_config_and_state_rebuild_the_same_net(tmp_path):
     checkpoint.save(tmp_path / "none.npz", {"a": np.zeros(1)}, {"config": {}})
     for name in ("ff.npz", "none.npz"):
         with pytest.raises(ValueError, match="no recurrent-net configuration"):
-            RecurrentFFNet.load(tmp_path / name)
+            load_recurrent_net(tmp_path / name)
 
 
 @pytest.mark.parametrize(
@@ -1200,7 +1201,7 @@ def test_recurrent_windows_benchmark_on_the_tiny_run(tiny_cli_run, tmp_path, cap
     result = json.loads((tmp_path / "recurrent_windows.json").read_text())
     assert_png(tmp_path / "recurrent_windows.png")
     assert len(result["rows"]) == 3 * 6  # 3 layer sets x 6 windows of 3 iterations
-    model = RecurrentFFNet.load(out / "model.npz")
+    model = load_recurrent_net(out / "model.npz")
     data = load_mnist()
     default = result["run_default"]
     assert default["layers"] == [0, 1] and default["window"] == [1, 3]
@@ -1223,7 +1224,7 @@ def test_recurrent_windows_benchmark_uses_the_runs_own_validation_split(tiny_cli
     run.mkdir()
     shutil.copy(out / "model.npz", run / "model.npz")
     metrics = json.loads((out / "metrics.json").read_text())
-    model = RecurrentFFNet.load(out / "model.npz")
+    model = load_recurrent_net(out / "model.npz")
     data = load_mnist()
     v = data.validation
     errors = {

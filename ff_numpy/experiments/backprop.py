@@ -56,6 +56,7 @@ from ff_numpy.experiments.common import (
     make_box,
     splits,
 )
+from ff_numpy.experiments.saved import load_mlp
 from ff_numpy.optim import SGD, Adam
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 0.001}
@@ -195,6 +196,4 @@ class Backprop(Experiment):
     def resolved_options(args) -> dict:
         return {"lr": resolved_lr(args)}
 
-    @staticmethod
-    def load_model(path):
-        return MLP.load(path)
+    load_model = staticmethod(load_mlp)

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from ff_numpy import experiments, train
 from ff_numpy.blackbox import BlackBox
 from ff_numpy.data import load_mnist
+from ff_numpy.experiments.saved import load_ffnet
 from ff_numpy.model import NEGATIVES, FFNet
 from ff_numpy.norm import SCALES
 from ff_numpy.optim import hold_then_linear, make_optimizer
@@ -611,7 +612,7 @@ class Experiment:
     @staticmethod
     def load_model(path):
         """Hook: the trained model saved in ``path`` (default an FFNet)."""
-        return FFNet.load(path)
+        return load_ffnet(path)
 
     @classmethod
     def config(cls, args) -> dict:

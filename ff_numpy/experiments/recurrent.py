@@ -31,6 +31,7 @@ from ff_numpy.experiments.common import (
     make_ff_optimizers,
     splits,
 )
+from ff_numpy.experiments.saved import load_recurrent_net
 from ff_numpy.experiments.supervised import SupervisedTask
 from ff_numpy.recurrent import SCHEDULES, RecurrentFFNet
 
@@ -266,9 +267,7 @@ class Recurrent(Experiment):
         )  # fmt: skip
         return model, task
 
-    @staticmethod
-    def load_model(path):
-        return RecurrentFFNet.load(path)
+    load_model = staticmethod(load_recurrent_net)
 
     @staticmethod
     def figures(metrics: dict, out_dir) -> None:
