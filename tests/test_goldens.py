@@ -7,7 +7,8 @@ checkpoint's metadata (see ``tests/goldens/make_goldens.py``, which records them
 holds the comparison). Each test re-runs one golden's command against this checkout,
 in a subprocess with one BLAS thread, and fails with one ``key: golden ... vs now ...``
 line per differing key: error rates, integers, names, shapes and dtypes must be equal,
-other floats within a relative error of 1e-5 (absolute 1e-7 near zero).
+other floats within a relative error of 1e-5 (absolute 1e-7 near zero; for an array's
+sum and first values, near zero is relative to the array's magnitude).
 
 After a change that is meant to change numbers, record the goldens again with
 ``python tests/goldens/make_goldens.py`` and commit them with the change.
@@ -52,32 +53,39 @@ def test_one_golden_per_run():
         assert mg.load_golden(path)["argv"] == mg.golden_argv(path.stem), path.name
 
 
-def test_compare_rules():
-    """Error rates and integers compare exactly, other floats to 1e-5 relative."""
+def _n_diffs(golden_metrics=None, now_metrics=None, golden_arrays=None, now_arrays=None):
+    """Number of keys :func:`make_goldens.compare` reports between two small summaries."""
 
-    def summary(metrics=None, arrays=None):
+    def summary(metrics, arrays):
         return {"metrics": metrics or {}, "arrays": arrays or {}, "meta": {}}
 
-    assert mg.compare(summary({"loss": 2.0}), summary({"loss": 2.0 * (1 + 5e-6)})) == []
-    assert mg.compare(summary({"loss": 0.0}), summary({"loss": 5e-8})) == []
-    assert len(mg.compare(summary({"loss": 2.0}), summary({"loss": 2.0 * (1 + 2e-5)}))) == 1
-    assert len(mg.compare(summary({"val_error": 0.5}), summary({"val_error": 0.5 + 1e-9}))) == 1
-    assert len(mg.compare(summary({"jumps": 3}), summary({"jumps": 4}))) == 1
-    assert mg.compare(summary({"x": math.nan}), summary({"x": math.nan})) == []
-    lines = mg.compare(summary({"a": 1.0}), summary({"b": 1.0}))
+    return len(mg.compare(summary(golden_metrics, golden_arrays), summary(now_metrics, now_arrays)))
+
+
+def test_compare_rules():
+    """Error rates and integers compare exactly, other floats to 1e-5 relative."""
+    assert _n_diffs({"loss": 2.0}, {"loss": 2.0 * (1 + 5e-6)}) == 0
+    assert _n_diffs({"loss": 2.0}, {"loss": 2.0 * (1 + 2e-5)}) == 1
+    assert _n_diffs({"loss": 0.0}, {"loss": 5e-8}) == 0
+    assert _n_diffs({"val_error": 0.5}, {"val_error": 0.5 + 1e-9}) == 1
+    assert _n_diffs({"jumps": 3}, {"jumps": 4}) == 1
+    assert _n_diffs({"x": math.nan}, {"x": math.nan}) == 0
+    lines = mg.compare(
+        {"metrics": {"a": 1.0}, "arrays": {}, "meta": {}},
+        {"metrics": {"b": 1.0}, "arrays": {}, "meta": {}},
+    )
     assert lines == [
         "metrics/a: golden 1.0 vs now '<missing>'",
         "metrics/b: golden '<missing>' vs now 1.0",
     ]
     w = {"shape": [2], "dtype": "float32", "sum": 1.0, "sum_sq": 1.0, "first": [0.5, 0.5]}
-    assert (
-        len(mg.compare(summary(arrays={"W": w}), summary(arrays={"W": {**w, "dtype": "float64"}})))
-        == 1
-    )
-    assert (
-        len(mg.compare(summary(arrays={"W": w}), summary(arrays={"W": {**w, "shape": [1, 2]}})))
-        == 1
-    )
+    assert _n_diffs(golden_arrays={"W": w}, now_arrays={"W": {**w, "dtype": "float64"}}) == 1
+    assert _n_diffs(golden_arrays={"W": w}, now_arrays={"W": {**w, "shape": [1, 2]}}) == 1
+    assert _n_diffs(golden_arrays={"W": w}, now_arrays={}) == 7
+    # A sum that cancels to near zero is compared at the scale of the array's terms.
+    v = {**w, "sum": 1e-7, "sum_sq": 2.0}
+    assert _n_diffs(golden_arrays={"V": v}, now_arrays={"V": {**v, "sum": 1e-6}}) == 0
+    assert _n_diffs(golden_arrays={"V": v}, now_arrays={"V": {**v, "sum": 1e-4}}) == 1
 
 
 @needs_mnist
@@ -87,7 +95,13 @@ def test_golden(path, tmp_path):
     golden = mg.load_golden(path)
     env = mg.run_env()
     out = tmp_path / "out"
-    mg.run_cli(golden["argv"], out, ROOT, env)
+    try:
+        mg.run_cli(golden["argv"], out, ROOT, env)
+        failure = None
+    except RuntimeError as exc:
+        failure = f"{path.name}: the run failed: {exc}"
+    if failure:
+        pytest.fail(failure, pytrace=False)
     diffs = mg.compare(golden, mg.summarise(out))
     if diffs:
         pytest.fail(

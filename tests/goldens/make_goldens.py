@@ -21,15 +21,21 @@ script, holds:
 
 :func:`compare` is what ``tests/test_goldens.py`` checks a new run against: error
 rates, integers and booleans exactly, other floats to a relative error of
-:data:`RTOL` (absolute :data:`ATOL` near zero), names, shapes and dtypes exactly.
+:data:`RTOL` (absolute :data:`ATOL` near zero, where for an array's sum and first values
+"near zero" is relative to the array's magnitude), names, shapes and dtypes exactly.
 
 Record against the code in folder ``DIR`` (the one holding the ``ff_numpy`` package),
 with the data found through ``FF_NUMPY_DATA``::
 
     FF_NUMPY_DATA=../shared/data python tests/goldens/make_goldens.py --code DIR
 
-``--dest`` writes the goldens elsewhere (for example to check that two recordings
-agree: ``--check DEST`` compares the goldens in ``DEST`` with those here).
+``--dest`` writes the goldens elsewhere. ``--check OTHER`` compares the goldens in
+folder ``OTHER`` (recorded with ``--dest OTHER``, for example from changed code) with
+those in ``--dest`` and says, per run, whether they are identical, equal within the
+tolerances or different (with the differing keys)::
+
+    python tests/goldens/make_goldens.py --code DIR --dest OTHER
+    python tests/goldens/make_goldens.py --check OTHER
 """
 
 from __future__ import annotations
@@ -384,6 +390,27 @@ def flatten(summary: dict) -> dict:
     return flat
 
 
+def _scales(arrays: dict) -> dict:
+    """Magnitude of each array statistic that can cancel to near zero.
+
+    A sum of values of both signs can be tiny next to its terms, and a single entry
+    tiny next to its array, so that a rounding-level change of the terms is a large
+    relative change of it. Their absolute tolerance is :data:`RTOL` times this scale:
+    ``sqrt(n * sum_sq)`` (which bounds the sum of absolute values) for the sum, the
+    root mean square ``sqrt(sum_sq / n)`` for each of the first values.
+    """
+    scales = {}
+    for name, stats in arrays.items():
+        n = math.prod(stats["shape"])
+        if "sum_sq" not in stats or not n or not math.isfinite(stats["sum_sq"]):
+            continue
+        scales[f"arrays/{name}/sum"] = math.sqrt(n * stats["sum_sq"])
+        rms = math.sqrt(stats["sum_sq"] / n)
+        for i in range(len(stats["first"])):
+            scales[f"arrays/{name}/first/{i}"] = rms
+    return scales
+
+
 def _exact(key: str, value) -> bool:
     """Compared exactly: error rates, integers, booleans, names, shapes and dtypes."""
     if isinstance(value, (bool, int, str, list)):
@@ -391,7 +418,7 @@ def _exact(key: str, value) -> bool:
     return "error" in key.lower() or key.endswith(("/shape", "/dtype"))
 
 
-def _equal(key: str, golden, now) -> bool:
+def _equal(key: str, golden, now, scale: float = 0.0) -> bool:
     if isinstance(golden, bool) or isinstance(now, bool):
         return type(golden) is type(now) and golden == now
     if not isinstance(golden, (int, float)) or not isinstance(now, (int, float)):
@@ -402,11 +429,17 @@ def _equal(key: str, golden, now) -> bool:
         return golden == now
     if math.isinf(golden) or math.isinf(now):
         return golden == now
-    return abs(golden - now) <= max(RTOL * max(abs(golden), abs(now)), ATOL)
+    return abs(golden - now) <= max(RTOL * max(abs(golden), abs(now), scale), ATOL)
 
 
 def compare(golden: dict, now: dict) -> list[str]:
     """Every difference between a golden and a new summary, as ``key: golden vs now``.
+
+    Error rates, integers, booleans, names, shapes and dtypes must be equal; other
+    floats may differ by :data:`RTOL` relative, or :data:`ATOL` absolute near zero. For
+    an array's sum and first values, "near zero" is relative to the array's magnitude
+    (see :func:`_scales`): a sum of weights of both signs that cancels to 1e-7 moves by
+    more than 1e-7 when its terms change in their last bits.
 
     Parameters
     ----------
@@ -420,12 +453,36 @@ def compare(golden: dict, now: dict) -> list[str]:
         lacks; empty when they agree.
     """
     g, n = flatten(golden), flatten(now)
+    scale_g, scale_n = _scales(golden["arrays"]), _scales(now["arrays"])
     lines = []
     for key in sorted(set(g) | set(n)):
         a, b = g.get(key, "<missing>"), n.get(key, "<missing>")
-        if key not in g or key not in n or not _equal(key, a, b):
+        scale = max(scale_g.get(key, 0.0), scale_n.get(key, 0.0))
+        if key not in g or key not in n or not _equal(key, a, b, scale):
             lines.append(f"{key}: golden {a!r} vs now {b!r}")
     return lines
+
+
+def bit_differences(golden: dict, now: dict) -> int:
+    """Number of keys whose values are not identical, tolerance or not.
+
+    Parameters
+    ----------
+    golden, now : dict
+        Each holds ``metrics``, ``arrays`` and ``meta`` (see :func:`summarise`).
+
+    Returns
+    -------
+    int
+    """
+    g, n = flatten(golden), flatten(now)
+    missing = object()
+
+    def same(a, b) -> bool:
+        both_nan = isinstance(a, float) and isinstance(b, float) and a != a and b != b
+        return a is not missing and b is not missing and (a == b or both_nan)
+
+    return sum(not same(g.get(key, missing), n.get(key, missing)) for key in set(g) | set(n))
 
 
 def record(name: str, code: Path, env: dict, dest: Path) -> float:
@@ -507,11 +564,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.check is not None:
         bad = 0
         for name in args.only or RUNS:
-            diffs = compare(
-                load_golden(args.dest / f"{name}.json"), load_golden(args.check / f"{name}.json")
-            )
+            golden = load_golden(args.dest / f"{name}.json")
+            now = load_golden(args.check / f"{name}.json")
+            diffs = compare(golden, now)
             bad += bool(diffs)
-            print(f"{name}: {'differs' if diffs else 'same'}")
+            flat = len(flatten(golden))
+            bits = bit_differences(golden, now)
+            verdict = "differs" if diffs else "within tolerance" if bits else "identical"
+            print(f"{name}: {verdict} ({bits} of {flat} values not identical)")
             for line in diffs:
                 print("  " + line)
         return int(bool(bad))
