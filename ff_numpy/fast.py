@@ -471,7 +471,8 @@ class OneShot(NamedTuple):
 
     Attributes
     ----------
-    dW : ndarray, shape (n_in, n_out)
+    dW : ndarray, shape (n_in, n_out), or None
+        None when the update was added to the layer in place.
     db : ndarray, shape (n_out,)
     c : float or ndarray of shape (n_out,)
         :func:`one_shot_coefficient`.
@@ -492,7 +493,16 @@ class OneShot(NamedTuple):
 
 
 def one_shot_layer_update(
-    layer, u, S_star: float, *, bias: bool = True, mask=None, goodness: str = "ssq"
+    layer,
+    u,
+    S_star: float,
+    *,
+    bias: bool = True,
+    mask=None,
+    goodness: str = "ssq",
+    damping: float = 1.0,
+    in_place: bool = False,
+    y=None,
 ) -> OneShot:
     r"""The update that takes one layer's goodness for ``u`` to ``S_star`` in one step.
 
@@ -505,10 +515,19 @@ def one_shot_layer_update(
     so the new goodness is :math:`S_L \cdot S^*/S_L = S^*` and the set of active units
     is the same. With ``mask`` the per-unit coefficient :math:`c_j` is used.
 
+    A damped step (``damping`` :math:`d < 1`) goes part of the way: it multiplies every
+    active unit by
+
+    .. math:: k = 1 + d \left( \sqrt{S^* / S_L} - 1 \right) > 0
+
+    instead of :math:`\sqrt{S^*/S_L}`, i.e. it is the step to the target
+    :math:`S_L k^2`; :math:`d` scales the paper's one-shot rate
+    :math:`\epsilon = \sqrt{S^*/S_L} - 1`.
+
     Parameters
     ----------
     layer : Dense
-        Not changed.
+        Not changed, unless ``in_place``.
     u : ndarray, shape (n_in,)
         The layer's input.
     S_star : float
@@ -519,30 +538,56 @@ def one_shot_layer_update(
         0/1 receptive fields of a masked layer.
     goodness : {"ssq"}
         Only the squared goodness scales; ``"sum"`` is refused.
+    damping : float
+        :math:`d \in (0, 1]`; 1 lands exactly on ``S_star``.
+    in_place : bool
+        Also add the update to ``layer.W`` and ``layer.b``; without a mask as a rank-1
+        update (BLAS ``ger``), with no (n_in, n_out) temporary.
+    y : ndarray, shape (n_out,), optional
+        The layer's activities :math:`\operatorname{relu}(u W + b)` for ``u``, if the
+        caller has them already (the forward pass is then skipped).
 
     Returns
     -------
     update : OneShot
-        Add ``update.dW`` and ``update.db`` to the layer (:func:`apply_updates`).
+        Add ``update.dW`` and ``update.db`` to the layer (:func:`apply_updates`); with
+        ``in_place`` they have been added (``update.dW`` is None without a mask).
 
     Raises
     ------
     ValueError
-        If ``goodness`` is not ``"ssq"``, if every unit is off (``S_L = 0``), or if
-        ``S_star <= 0``.
+        If ``goodness`` is not ``"ssq"``, if every unit is off (``S_L = 0``), if
+        ``S_star <= 0``, or if ``damping`` is not in (0, 1].
     """
     _check_one_shot_kind(goodness)
     u = _check_vector(u, "u", layer.W.shape[0])
     mask = _check_mask(mask, layer)
+    S_star = _check_scalar(S_star, "S_star (the target goodness)", positive=True)
+    if not 0 < damping <= 1:
+        raise ValueError(f"damping must lie in (0, 1], got {damping}")
 
-    y = np.maximum(_preactivation(layer.W, layer.b, u), 0)  # y = relu(u W + b), (n_out,)
+    if y is None:
+        y = np.maximum(_preactivation(layer.W, layer.b, u), 0)  # y = relu(u W + b), (n_out,)
+    else:
+        y = _check_vector(y, "y", layer.W.shape[1])
     S_L = float(y @ y)  # S_L = sum_j y_j^2
     if S_L <= 0:
         raise ValueError(
             "every unit of the layer is off for this input (S_L = 0): no step on the "
             "active units can change its goodness"
         )
+    if damping != 1.0:  # part of the way: the target S_L k^2, k = 1 + d (sqrt(S*/S_L) - 1)
+        k = 1.0 + damping * (float(np.sqrt(S_star / S_L)) - 1.0)
+        S_star = S_L * k * k
     c = one_shot_coefficient(u, S_L, S_star, bias=bias, mask=mask)  # float or (n_out,)
+    if in_place and mask is None:  # the same step, straight into the layer
+        c = float(c)
+        W = layer.W
+        # W += c outer(u, y): a rank-1 update in place, (n_in,) x (n_out,) -> (n_in, n_out)
+        blas.ger(u.astype(W.dtype, copy=False), y.astype(W.dtype, copy=False), W, c)
+        db = c * y.astype(layer.b.dtype, copy=False) if bias else np.zeros_like(layer.b)
+        layer.b += db  # b += c y  (the weight on the constant input 1)
+        return OneShot(None, db, c, S_L, u, y)
     cy = c * y  # c_j y_j, (n_out,)
     # a = u W + b  =>  dW = outer(u, c y): (n_in, 1) @ (1, n_out) -> (n_in, n_out)
     dW = np.outer(u, cy)
@@ -550,9 +595,12 @@ def one_shot_layer_update(
         dW *= mask
     #              =>  db = c y  (the weight on the constant input 1)
     db = cy if bias else np.zeros_like(cy)
-    return OneShot(
+    update = OneShot(
         dW.astype(layer.W.dtype, copy=False), db.astype(layer.b.dtype, copy=False), c, S_L, u, y
     )
+    if in_place:
+        apply_updates([layer], [update])
+    return update
 
 
 def _per_layer(S_star, n_layers: int) -> list[float]:
