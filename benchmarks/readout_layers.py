@@ -32,7 +32,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ff_numpy.data import load_mnist
-from ff_numpy.experiments.common import error_rate, splits
+from ff_numpy.experiments.building import splits
+from ff_numpy.experiments.evaluation import error_rate
 from ff_numpy.experiments.saved import load_ffnet
 from ff_numpy.readout import fit_readout
 

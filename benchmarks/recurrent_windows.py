@@ -6,7 +6,7 @@ every iteration apart (:meth:`~ff_numpy.recurrent.RecurrentFFNet.goodness_trace`
 ``per_layer=True``), and then scores every window of iterations ``lo..hi`` with every
 non-empty set of hidden layers, without rerunning the net. The choice is made on the
 *validation* error, on the validation images the run did not train on: the split of
-:func:`~ff_numpy.experiments.common.splits` with the run's own ``train_size`` (read from
+:func:`~ff_numpy.experiments.building.splits` with the run's own ``train_size`` (read from
 its ``metrics.json``, which must exist; 50,000 leaves all 10,000 held-out images). A
 run trained on all 60,000 images has no validation images left, and the benchmark
 refuses it. The test error is only reported.
@@ -34,7 +34,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ff_numpy.data import load_mnist
-from ff_numpy.experiments.common import error_rate, splits
+from ff_numpy.experiments.building import splits
+from ff_numpy.experiments.evaluation import error_rate
 from ff_numpy.experiments.saved import load_recurrent_net
 from ff_numpy.recurrent import RecurrentFFNet
 

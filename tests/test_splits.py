@@ -10,7 +10,7 @@ import pytest
 
 from ff_numpy import experiments
 from ff_numpy.data import MNIST, Split
-from ff_numpy.experiments.common import splits
+from ff_numpy.experiments.building import splits
 
 
 def _toy(sizes=(60, 20, 30), n_in=784, seed=0):

@@ -203,7 +203,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(experiment, tmp_path):
 
     from ff_numpy import experiments
     from ff_numpy.data import find_data_dir
-    from ff_numpy.experiments.common import UnsupervisedTask
+    from ff_numpy.experiments.unsupervised import UnsupervisedTask
 
     if find_data_dir() is None:
         pytest.skip("MNIST not found: set FF_NUMPY_DATA")

@@ -69,7 +69,7 @@ from scipy.ndimage import convolve1d
 
 from ff_numpy import experiments, tutorial
 from ff_numpy.data import load_mnist
-from ff_numpy.experiments.common import error_rate
+from ff_numpy.experiments.evaluation import error_rate
 from ff_numpy.model import FFNet
 from ff_numpy.negatives import BLUR_KERNEL, N_BLUR, hybrid_images, hybrid_masks
 from ff_numpy.plots import plot_hybrid_gallery, plot_run

@@ -42,7 +42,9 @@ def names() -> list[str]:
     return sorted(REGISTRY)
 
 
-HELPER_MODULES = {"common"}  # modules of this package that register no experiment
+HELPER_MODULES = {  # modules of this package that register no experiment
+    *("base", "building", "evaluation", "options", "saved", "task"),
+}
 
 
 def _load_all() -> None:

@@ -44,19 +44,18 @@ import numpy as np
 
 from ff_numpy.backprop import MLP
 from ff_numpy.experiments import register
-from ff_numpy.experiments.common import (
+from ff_numpy.experiments.base import Experiment
+from ff_numpy.experiments.building import make_box, splits
+from ff_numpy.experiments.evaluation import error_rate
+from ff_numpy.experiments.options import (
     BOX_KEYS,
-    Experiment,
-    LabelledTask,
     add_box_arguments,
     add_run_shape_arguments,
     check_ranges,
     check_run_shape,
-    error_rate,
-    make_box,
-    splits,
 )
 from ff_numpy.experiments.saved import load_mlp
+from ff_numpy.experiments.task import LabelledTask
 from ff_numpy.optim import SGD, Adam
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 0.001}
@@ -75,7 +74,7 @@ class BackpropTask(LabelledTask):
     ----------
     model : MLP
     x_train, y_train, x_val, y_val, x_test, y_test : ndarray
-        The data splits, as for :class:`~ff_numpy.experiments.common.LabelledTask`.
+        The data splits, as for :class:`~ff_numpy.experiments.task.LabelledTask`.
     opt : Optimizer
     track_test : bool
         Also record the test error after every epoch (learning curves only).

@@ -107,18 +107,16 @@ import numpy as np
 from ff_numpy import blas, fast
 from ff_numpy import goodness as gd
 from ff_numpy.experiments import register
-from ff_numpy.experiments.common import (
-    Experiment,
-    LabelledTask,
+from ff_numpy.experiments.base import Experiment
+from ff_numpy.experiments.building import make_ff_optimizers, make_ffnet, splits
+from ff_numpy.experiments.evaluation import ff_errors
+from ff_numpy.experiments.options import (
     add_ff_arguments,
     add_run_shape_arguments,
     check_ranges,
     check_run_shape,
-    ff_errors,
-    make_ff_optimizers,
-    make_ffnet,
-    splits,
 )
+from ff_numpy.experiments.task import LabelledTask
 from ff_numpy.model import NEGATIVES, FFNet
 from ff_numpy.negatives import hard_wrong_labels, random_wrong_labels
 from ff_numpy.norm import normalize
@@ -293,7 +291,7 @@ class OnlineTask(LabelledTask):
     ----------
     model : FFNet
     x_train, y_train, x_val, y_val, x_test, y_test : ndarray
-        The data splits, as for :class:`~ff_numpy.experiments.common.LabelledTask`; the
+        The data splits, as for :class:`~ff_numpy.experiments.task.LabelledTask`; the
         validation and test sets are both evaluated after every chunk.
     readout_opt : Optimizer
         Optimiser of the softmax readout (both methods).

@@ -21,15 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from ff_numpy.experiments import register
-from ff_numpy.experiments.common import (
-    Experiment,
+from ff_numpy.experiments.base import Experiment
+from ff_numpy.experiments.building import make_ff_optimizers, splits
+from ff_numpy.experiments.evaluation import error_rate
+from ff_numpy.experiments.options import (
     add_eval_every_argument,
     add_ff_arguments,
     add_run_shape_arguments,
     check_ranges,
-    error_rate,
-    make_ff_optimizers,
-    splits,
 )
 from ff_numpy.experiments.saved import load_recurrent_net
 from ff_numpy.experiments.supervised import SupervisedTask

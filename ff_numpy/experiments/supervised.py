@@ -12,20 +12,17 @@ from __future__ import annotations
 import argparse
 
 from ff_numpy.experiments import register
-from ff_numpy.experiments.common import (
+from ff_numpy.experiments.base import Experiment
+from ff_numpy.experiments.building import make_box, make_ff_optimizers, make_ffnet, splits
+from ff_numpy.experiments.evaluation import ff_errors
+from ff_numpy.experiments.options import (
     BOX_KEYS,
-    Experiment,
-    LabelledTask,
     add_box_arguments,
     add_eval_every_argument,
     add_ff_arguments,
     add_run_shape_arguments,
-    ff_errors,
-    make_box,
-    make_ff_optimizers,
-    make_ffnet,
-    splits,
 )
+from ff_numpy.experiments.task import LabelledTask
 from ff_numpy.negatives import jitter as jitter_images
 from ff_numpy.norm import DEFAULT_SCALE
 
@@ -37,7 +34,7 @@ class SupervisedTask(LabelledTask):
     ----------
     model : FFNet
     x_train, y_train, x_val, y_val, x_test, y_test : ndarray
-        The data splits, as for :class:`~ff_numpy.experiments.common.LabelledTask`.
+        The data splits, as for :class:`~ff_numpy.experiments.task.LabelledTask`.
     opt, readout_opt : Optimizer
     negatives : {"random", "hard"}
     eval_every : int

@@ -13,18 +13,46 @@ from __future__ import annotations
 import argparse
 
 from ff_numpy.experiments import register
-from ff_numpy.experiments.common import (
-    Experiment,
-    UnsupervisedTask,
-    add_ff_arguments,
-    add_run_shape_arguments,
-    make_ff_optimizers,
-    make_ffnet,
-    softmax_errors,
-    splits,
-)
+from ff_numpy.experiments.base import Experiment
+from ff_numpy.experiments.building import make_ff_optimizers, make_ffnet, splits
+from ff_numpy.experiments.evaluation import error_rate, softmax_errors
+from ff_numpy.experiments.options import add_ff_arguments, add_run_shape_arguments
+from ff_numpy.experiments.task import LabelledTask
 from ff_numpy.negatives import N_BLUR
 from ff_numpy.norm import DEFAULT_SCALE
+
+
+class UnsupervisedTask(LabelledTask):
+    """Train an unsupervised :class:`~ff_numpy.model.FFNet` (a :class:`train.Task`).
+
+    Parameters
+    ----------
+    model : FFNet
+        Built with ``supervised=False``.
+    x_train, y_train, x_val, y_val, x_test, y_test : ndarray
+        The data splits; the labels reach only the readout.
+    opt, readout_opt : Optimizer
+    track_test : bool
+    """
+
+    optimizers = ("opt", "readout_opt")
+    test_errors = staticmethod(softmax_errors)
+
+    def __init__(self, model, x_train, y_train, x_val, y_val, x_test, y_test, opt,
+                 readout_opt, track_test=False):  # fmt: skip
+        super().__init__(model, x_train, y_train, x_val, y_val, x_test, y_test, track_test)
+        self.opt, self.readout_opt = opt, readout_opt
+
+    def train_batch(self, idx, rng, lr_scale):
+        return self.model.train_step_unsupervised(
+            self.x_train[idx], self.y_train[idx], rng, self.opt, self.readout_opt, lr_scale
+        )
+
+    def evaluate(self, epoch, n_epochs):
+        return {
+            f"{name}_error_softmax": error_rate(self.model.predict_softmax(x), y)
+            for name, x, y in self.eval_splits()
+        }
 
 
 @register
