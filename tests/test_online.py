@@ -16,14 +16,8 @@ from helpers import interrupted_after, needs_mnist, numbers, train_args
 from ff_numpy import cli, experiments, fast
 from ff_numpy.data import MNIST, Split
 from ff_numpy.experiments import online
-from ff_numpy.experiments.online import (
-    Online,
-    OnlineTask,
-    damped_multiplier,
-    jump_targets,
-    one_shot_jump,
-    plot_online_comparison,
-)
+from ff_numpy.experiments.online import Online, plot_online_comparison
+from ff_numpy.experiments.online_task import OnlineTask, jump_targets, one_shot_jump
 from ff_numpy.model import FFNet
 from ff_numpy.norm import normalize
 
@@ -48,15 +42,38 @@ def _goodness_and_outputs(model, x, label):
 
 
 # ----------------------------------------------------------------------------- the jump
-def test_targets_and_damped_multiplier():
+def test_targets():
     assert jump_targets(100.0, 0.5) == (150.0, 50.0)
     assert jump_targets(100.0, 0.25, "min") == (75.0, 125.0)
-    assert damped_multiplier(4.0, 16.0, 1.0) == 2.0  # sqrt(16 / 4)
-    assert damped_multiplier(4.0, 16.0, 0.5) == 1.5  # 1 + 0.5 (2 - 1)
-    assert damped_multiplier(16.0, 4.0, 0.5) == 0.75  # 1 + 0.5 (0.5 - 1)
     for bad in (0.0, 1.0, -0.1):
         with pytest.raises(ValueError, match="--margin must lie in"):
             jump_targets(100.0, bad)
+
+
+@pytest.mark.parametrize(
+    "ratio, damping, k",
+    [(4.0, 1.0, 2.0), (4.0, 0.5, 1.5), (0.25, 0.5, 0.75)],  # k = 1 + d (sqrt(ratio) - 1)
+)
+def test_damped_step_scales_the_active_units_by_k(ratio, damping, k):
+    """The jump is the library's damped one-shot step: S* = ratio S_L multiplies every
+    active unit by k; in place (rank-1 BLAS update) it changes the layer as the returned
+    update would."""
+    model, x = _net(4, hidden=(12,))
+    layer = model.layers[0]
+    u = model.labelled_input(x, np.array([2]))[0]
+    y0 = np.maximum(u @ layer.W + layer.b, 0)
+    S_L = float(y0 @ y0)
+    W0, b0 = layer.W.copy(), layer.b.copy()
+    update = fast.one_shot_layer_update(layer, u, ratio * S_L, damping=damping)
+    np.testing.assert_array_equal(layer.W, W0)  # not applied
+    done = fast.one_shot_layer_update(layer, u, ratio * S_L, damping=damping, in_place=True)
+    assert done.dW is None and done.c == update.c and done.S_L == update.S_L
+    np.testing.assert_allclose(layer.W, W0 + update.dW, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(layer.b, b0 + update.db, rtol=1e-14, atol=1e-15)
+    y1 = np.maximum(u @ layer.W + layer.b, 0)
+    np.testing.assert_allclose(y1, k * y0, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="damping must lie in"):
+        fast.one_shot_layer_update(layer, u, S_L, damping=0.0)
 
 
 @pytest.mark.parametrize("positive", [True, False])
@@ -72,7 +89,8 @@ def test_jump_moves_every_layer_to_its_damped_target(damping, positive):
     S1, out1 = _goodness_and_outputs(model, x, label)
     for l in range(len(model.layers)):
         assert info[l]["jumped"] and not info[l]["dead"] and info[l]["S"] == S0[l]
-        want = S0[l] * damped_multiplier(S0[l], targets[l], damping) ** 2
+        k = 1 + damping * (np.sqrt(targets[l] / S0[l]) - 1)  # a_j -> k a_j
+        want = S0[l] * k**2
         assert _rel(S1[l], want) < EXACT, (l, S1[l], want)
         if damping == 1.0:  # Eq. 4: exactly on the target
             assert _rel(S1[l], targets[l]) < EXACT, (l, S1[l], targets[l])

@@ -43,7 +43,7 @@ def names() -> list[str]:
 
 
 HELPER_MODULES = {  # modules of this package that register no experiment
-    *("base", "building", "evaluation", "options", "saved", "task"),
+    *("base", "building", "evaluation", "options", "saved", "task", "online_task"),
 }
 
 
