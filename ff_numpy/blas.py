@@ -127,6 +127,35 @@ def row_factor(f: np.ndarray, dtype) -> np.ndarray:
     return f
 
 
+def scale_rows(y: np.ndarray, f: np.ndarray) -> np.ndarray:
+    r"""``y * f[:, None]`` (or ``y * f`` for ``f`` of the shape of ``y``), a new array of
+    ``y``'s dtype, with the factors that would make subnormal products set to zero
+    (:func:`row_factor`).
+
+    Plain NumPy: ``y * f[:, None]``; the two agree except where a factor's magnitude is
+    below ``tiny * 2**24`` (tested).
+
+    Parameters
+    ----------
+    y : ndarray, shape (B, n)
+    f : ndarray, shape (B,) or (B, n)
+
+    Returns
+    -------
+    yf : ndarray, shape (B, n)
+    """
+    f = row_factor(f, y.dtype)
+    return y * (f[:, None] if f.ndim == 1 else f)
+
+
+def can_axpy(*arrays: np.ndarray) -> bool:
+    """True if :func:`axpy` takes these arrays: C-contiguous, one float32/float64 dtype."""
+    dtype = arrays[0].dtype
+    return dtype in (np.float32, np.float64) and all(
+        a.flags.c_contiguous and a.dtype == dtype for a in arrays
+    )
+
+
 def axpy(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
     """``y <- y + alpha * x`` in place (one pass over memory, no temporary)."""
     if not (x.flags.c_contiguous and y.flags.c_contiguous) or x.dtype != y.dtype:

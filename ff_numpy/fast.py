@@ -69,6 +69,7 @@ import numpy as np
 
 from ff_numpy import blas
 from ff_numpy import goodness as gd
+from ff_numpy.layers import Dense
 from ff_numpy.norm import SCALES, normalize
 
 # Normalisations that divide by a length proportional to |y| (positively homogeneous of
@@ -251,24 +252,18 @@ def eq3_update(
     eps = _check_scalar(eps, "eps", nonneg=True)
     mask = _check_mask(mask, layer)
 
-    a = _preactivation(layer.W, layer.b, x)  # (n_out,)
-    y = np.maximum(a, 0)  # y = relu(a)
-    G = float(gd.goodness(y[None, :], goodness)[0])  # G = sum_j y_j^2  or  sum_j y_j
-    g = dlogp_dG(G, theta, is_positive, objective)  # d log p / dG
-    if goodness == "ssq":
-        # G = sum_j y_j^2  =>  d log p / dy_j = 2 g y_j
-        # y = relu(a)      =>  d log p / da_j = 2 g y_j [a_j > 0] = 2 g y_j (y_j = 0 there)
-        dlogp_da = 2 * g * y
-    else:
-        # G = sum_j y_j    =>  d log p / dy_j = g
-        # y = relu(a)      =>  d log p / da_j = g [a_j > 0]
-        dlogp_da = g * (a > 0)
-    # a = x W + b  =>  d log p / dW = outer(x, d log p / da): (n_in, 1) @ (1, n_out)
-    dW = eps * np.outer(x, dlogp_da)
+    # Eq. 3 is the batch gradient of the layer's loss for one row, L = -log p, so the
+    # update is -eps times the layer's own local gradient (one definition: Dense.local_grads).
+    y, cache = Dense.forward(layer, x[None, :])  # (1, n_in) @ (n_in, n_out) -> (1, n_out)
+    good = gd.make_goodness(goodness)
+    G = good.G(y)  # G = sum_j y_j^2  or  sum_j y_j, shape (1,)
+    s = gd.sign(np.array([is_positive]), objective)
+    dL_dy = good.dL_dy(y, gd.dL_dG(G, theta, s))  # dL/dy = dL/dG dG/dy: (1, n_out)
+    grads = Dense.local_grads(layer, cache, dL_dy)  # outer(x, dL/da) and dL/da
+    dW = -eps * grads["W"]
     if mask is not None:
         dW *= mask  # a masked weight does not exist: its gradient is zero
-    #              =>  d log p / db = d log p / da  (a weight on the constant input 1)
-    db = eps * dlogp_da
+    db = -eps * grads["b"]
     return dW.astype(layer.W.dtype, copy=False), db.astype(layer.b.dtype, copy=False)
 
 

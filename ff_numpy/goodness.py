@@ -30,8 +30,15 @@ The paper's Sec. 10 asks about other measures of goodness. ``kind="sum"`` is the
 :math:`\partial G / \partial y_j = 1`); it goes with a normalisation of the sum of the
 activities rather than of their squares (:mod:`ff_numpy.norm`, ``"mean"``).
 
-Everything here is elementwise NumPy; the chain rule down to the weights lives in
-:mod:`ff_numpy.layers`. The derivations are in ``docs/derivations.md``.
+A goodness is a small class (:class:`SumOfSquares`, :class:`Unsquared`) with
+
+* ``G(y, starts=None)``: the goodness of every row, or of every location of a row;
+* ``dL_dy(y, dL_dG, starts=None)``: the chain rule through it, from the loss's
+  :math:`\partial L / \partial G` to :math:`\partial L / \partial y`;
+* ``norm``: the length normalisation that goes with it (:mod:`ff_numpy.norm`).
+
+The loss of Eq. 1 lives in :mod:`ff_numpy.loss`; the chain rule from :math:`y` down to
+the weights in :mod:`ff_numpy.layers`. The derivations are in ``docs/derivations.md``.
 """
 
 from __future__ import annotations
@@ -39,8 +46,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
+from ff_numpy import blas
+from ff_numpy import loss as _loss
+
 OBJECTIVES = ("max", "min")
-KINDS = ("ssq", "sum")
 
 
 def check_kind(kind: str) -> str:
@@ -55,6 +64,92 @@ def check_objective(objective: str) -> str:
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}: expected one of {OBJECTIVES}")
     return objective
+
+
+class SumOfSquares:
+    r"""The paper's goodness, the sum of squared activities (Eq. 1).
+
+    .. math:: G_n = \sum_j y_{nj}^2, \qquad
+              \frac{\partial G_n}{\partial y_{nj}} = 2\, y_{nj}
+
+    It goes with the ``"rms"`` length normalisation (:mod:`ff_numpy.norm`), which hides
+    it from the next layer, and with the threshold ``theta = n`` of a layer of ``n``
+    units.
+    """
+
+    name = "ssq"
+    norm = "rms"
+
+    def G(self, y: np.ndarray, starts: np.ndarray | None = None) -> np.ndarray:
+        """Goodness of each row, shape (B,), or with ``starts`` of each group of adjacent
+        units (one per location of a local layer), shape (B, n_groups)."""
+        if starts is not None:
+            return np.add.reduceat(y * y, starts, axis=1)  # G_ng = sum_{j in g} y_nj^2
+        # G_n = sum_j y_nj^2; einsum reads y once and makes no (B, n) temporary
+        return np.einsum("bj,bj->b", y, y)
+
+    def dL_dy(
+        self, y: np.ndarray, dL_dG: np.ndarray, starts: np.ndarray | None = None
+    ) -> np.ndarray:
+        r"""Chain rule through the goodness: :math:`\partial L / \partial y_{nj} =
+        \partial L / \partial G_n \cdot 2 y_{nj}`.
+
+        Parameters
+        ----------
+        y : ndarray, shape (B, n)
+        dL_dG : ndarray, shape (B,), or (B, n_groups) with ``starts``
+        starts : ndarray of int, optional
+            First unit of every group (as for :meth:`G`).
+
+        Returns
+        -------
+        dL_dy : ndarray, shape (B, n), dtype of ``y``
+        """
+        if starts is not None:
+            dL_dG = spread(dL_dG, starts, y.shape[1])  # (B, n_groups) -> (B, n)
+        # G = sum_j y_j^2  =>  dL/dy_j = dL/dG * 2 y_j: (B, n) * (B, 1)
+        return blas.scale_rows(y, 2 * dL_dG)
+
+
+class Unsquared:
+    r"""The unsquared goodness of Sec. 10, the sum of the activities.
+
+    .. math:: G_n = \sum_j y_{nj}, \qquad
+              \frac{\partial G_n}{\partial y_{nj}} = 1
+
+    It goes with the ``"mean"`` normalisation, which hides the sum of the activities
+    from the next layer as ``"rms"`` hides the sum of squares.
+    """
+
+    name = "sum"
+    norm = "mean"
+
+    def G(self, y: np.ndarray, starts: np.ndarray | None = None) -> np.ndarray:
+        """Goodness of each row, shape (B,), or of each group, shape (B, n_groups)."""
+        if starts is not None:
+            return np.add.reduceat(y, starts, axis=1)  # G_ng = sum_{j in g} y_nj
+        return y.sum(axis=1)  # G_n = sum_j y_nj
+
+    def dL_dy(
+        self, y: np.ndarray, dL_dG: np.ndarray, starts: np.ndarray | None = None
+    ) -> np.ndarray:
+        r"""Chain rule through the goodness: :math:`\partial L / \partial y_{nj} =
+        \partial L / \partial G_n`, the same for every unit of the row (or group)."""
+        if starts is not None:
+            dL_dG = spread(dL_dG, starts, y.shape[1])
+        # G = sum_j y_j  =>  dL/dy_j = dL/dG: (B, 1) broadcast over the n units
+        dL_dG = blas.row_factor(dL_dG, y.dtype)
+        return np.broadcast_to(dL_dG[:, None] if dL_dG.ndim == 1 else dL_dG, y.shape)
+
+
+# Every goodness by its command-line name: a new goodness is one class and one line here.
+GOODNESS = {"ssq": SumOfSquares, "sum": Unsquared}
+KINDS = tuple(GOODNESS)
+
+
+def make_goodness(kind: str = "ssq"):
+    """The goodness called ``kind`` (:data:`GOODNESS`)."""
+    return GOODNESS[check_kind(kind)]()
 
 
 def goodness(y: np.ndarray, kind: str = "ssq") -> np.ndarray:
@@ -75,14 +170,10 @@ def goodness(y: np.ndarray, kind: str = "ssq") -> np.ndarray:
 
     Notes
     -----
-    Its derivative, :math:`\partial G / \partial y = 2 y` or :math:`1`, is applied in
-    :meth:`ff_numpy.layers.Dense.dL_da`.
+    The classes :class:`SumOfSquares` and :class:`Unsquared` define it (with its
+    derivative); this function names them by ``kind``.
     """
-    if kind == "ssq":
-        # einsum reads y once and makes no (B, n) temporary of squares.
-        return np.einsum("bj,bj->b", y, y)
-    check_kind(kind)
-    return y.sum(axis=1)
+    return make_goodness(kind).G(y)
 
 
 def grouped_goodness(y: np.ndarray, starts: np.ndarray, kind: str = "ssq") -> np.ndarray:
@@ -108,11 +199,9 @@ def grouped_goodness(y: np.ndarray, starts: np.ndarray, kind: str = "ssq") -> np
     Each group's loss depends only on its own units, so
     :math:`\partial L / \partial y_{nj} = \partial L_{n g(j)} / \partial G_{n g(j)}
     \cdot \partial G / \partial y_{nj}`: spread the (B, n_groups) derivative over the
-    units with :func:`spread` and hand it to :meth:`ff_numpy.layers.Dense.dL_da`.
+    units with :func:`spread` and hand it to :meth:`SumOfSquares.dL_dy`.
     """
-    check_kind(kind)
-    v = y * y if kind == "ssq" else y
-    return np.add.reduceat(v, starts, axis=1)
+    return make_goodness(kind).G(y, np.asarray(starts))
 
 
 def spread(dL_dG: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
@@ -164,45 +253,7 @@ def p_positive(G: np.ndarray, theta: float, objective: str = "max") -> np.ndarra
     return expit(z)
 
 
-def layer_loss(G: np.ndarray, theta: float, s: np.ndarray) -> np.ndarray:
-    r"""Per-example layer loss :math:`L = \operatorname{softplus}(-s (G - \theta))`.
-
-    Parameters
-    ----------
-    G : ndarray, shape (B,)
-        Goodness of each example.
-    theta : float
-        The threshold.
-    s : ndarray, shape (B,)
-        The sign from :func:`sign`: ``+1`` where ``G`` should exceed ``theta``.
-
-    Returns
-    -------
-    L : ndarray, shape (B,)
-        :math:`-\log p(\text{correct})`, finite for any finite ``G``.
-    """
-    z = s * (G - theta)
-    return np.logaddexp(0.0, -z)  # log(1 + e^{-z}) without overflow
-
-
-def dL_dG(G: np.ndarray, theta: float, s: np.ndarray) -> np.ndarray:
-    r"""Derivative of :func:`layer_loss` with respect to the goodness.
-
-    .. math:: \frac{\partial L}{\partial G} = -s\,\sigma(-s (G - \theta))
-
-    Under ``"max"`` this is :math:`-(1 - p)` for positive data and :math:`p` for negative
-    data, the two factors of Hinton's released code.
-
-    Parameters
-    ----------
-    G : ndarray, shape (B,)
-    theta : float
-    s : ndarray, shape (B,)
-
-    Returns
-    -------
-    dL_dG : ndarray, shape (B,)
-    """
-    z = s * (G - theta)
-    # L = softplus(-z)  =>  dL/dz = -sigmoid(-z),  dz/dG = s
-    return -s * expit(-z)
+# Eq. 1's loss and its derivative, under the names this module has always given them; they
+# are defined once, in :mod:`ff_numpy.loss`.
+layer_loss = _loss.logistic_loss
+dL_dG = _loss.logistic_dL_dG

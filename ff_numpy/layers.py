@@ -5,23 +5,33 @@ rule from the layer loss through the goodness and the ReLU to its own weights, a
 stops there: no method here returns a gradient with respect to a layer's input, so no
 error signal can travel from one layer to another.
 
-For a batch of inputs ``x`` (already length-normalised) and per-row derivatives
-``dL_dG`` of the layer loss with respect to the goodness (from
-:func:`ff_numpy.goodness.dL_dG`), the :class:`Dense` layer computes
+Every layer has one interface, so a model can stack any of them:
+
+* ``forward(x) -> (y, cache)``: the activities and what the gradient needs;
+* ``local_grads(cache, dL_dy) -> {"W": dL_dW, "b": dL_db}``: the closed-form gradient of
+  the layer's own loss with respect to its own parameters (the keys of ``params()``).
+
+The derivative with respect to the activities, ``dL_dy``, comes from the goodness
+(:mod:`ff_numpy.goodness`), whose own derivative comes from the loss
+(:mod:`ff_numpy.loss`). For the :class:`Dense` layer and the paper's goodness the whole
+chain reads
 
 .. code-block:: text
 
-    a = x W + b                  # (B, n_in) @ (n_in, n_out) -> (B, n_out)
+    a = x W + b                  # (B, n_in) @ (n_in, n_out) -> (B, n_out)     forward
     y = relu(a)
-    G = sum_j y_j^2              # goodness, shape (B,)
-    dL_dy = 2 y * dL_dG          # dG/dy = 2 y
-    dL_da = dL_dy * [a > 0]      # ReLU'(a) = 1 if a > 0 else 0 (ReLU'(0) = 0)
-    dL_dW = x^T dL_da            # (n_in, B) @ (B, n_out) -> (n_in, n_out)
-    dL_db = sum_rows dL_da
+    G = sum_j y_j^2              # goodness, shape (B,)                         goodness
+    L = softplus(-s (G - theta)) # Eq. 1's loss, s = +1 / -1                    loss
+    dL_dG = -s sigmoid(-s (G - theta))                                          loss
+    dL_dy = 2 y * dL_dG          # dG/dy = 2 y                                  goodness
+    dL_da = dL_dy * [a > 0]      # ReLU'(a) = 1 if a > 0 else 0 (ReLU'(0) = 0)  layer
+    dL_dW = x^T dL_da            # (n_in, B) @ (B, n_out) -> (n_in, n_out)      layer
+    dL_db = sum_rows dL_da                                                      layer
 
-which is the batch form of the paper's Eq. 3. Because ``y = relu(a)`` is zero exactly
-where ``a <= 0``, ``2 y * dL_dG`` already carries the ReLU's derivative, with
-``ReLU'(0) = 0`` (autograd's ``np.maximum`` gives 0.5 at a tie; the tests avoid ties).
+which is the batch form of the paper's Eq. 3. Three layers share the interface:
+:class:`Dense`, :class:`Masked` (local receptive fields as a 0/1 mask on a dense matrix,
+the reference) and :class:`ff_numpy.locally_connected.Local` (the same fields, storing
+only the weights that exist).
 """
 
 from __future__ import annotations
@@ -68,22 +78,28 @@ class Dense:
         """The trainable arrays by name (the optimiser updates them in place)."""
         return {"W": self.W, "b": self.b}
 
-    def forward(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        r"""Activities :math:`y = \operatorname{relu}(x W + b)`.
+    def forward(
+        self, x: np.ndarray, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        r"""Activities :math:`y = \operatorname{relu}(x W + b)` and the cache of
+        :meth:`local_grads`.
 
         Parameters
         ----------
         x : ndarray, shape (B, n_in)
         out : ndarray, shape (B, n_out), optional
-            Preallocated output (the training loop reuses one buffer per layer).
+            Where to write ``y``.
 
         Returns
         -------
         y : ndarray, shape (B, n_out)
+        cache : (x, y)
+            What :meth:`local_grads` needs: the input and the output.
         """
-        a = self.linear(x, out=out)  # (B, n_in) @ (n_in, n_out) -> (B, n_out)
-        a += self.b
-        return np.maximum(a, 0, out=a)  # y = relu(a), in place
+        a = self.linear(x, out=out)  # a = x W: (B, n_in) @ (n_in, n_out) -> (B, n_out)
+        a += self.b  # a = x W + b
+        y = np.maximum(a, 0, out=a)  # y = relu(a), in place
+        return y, (x, y)
 
     def linear(
         self, x: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False
@@ -106,127 +122,56 @@ class Dense:
         # (B, n_in) @ (n_in, n_out) -> (B, n_out), added to out in the GEMM itself
         return blas.matmul(x, self.W, out=out, beta=1.0 if accumulate else 0.0)
 
-    def dL_da(
-        self,
-        y: np.ndarray,
-        dL_dG: np.ndarray,
-        kind: str = "ssq",
-        dropout: float = 0.0,
-    ) -> np.ndarray:
-        r"""Derivative of :math:`\sum_n L_n` with respect to the pre-activations.
-
-        .. math::
-            \frac{\partial L}{\partial a_{nj}} = \frac{\partial L_n}{\partial G_n}\,
-            \frac{\partial G_n}{\partial y_{nj}}\, [a_{nj} > 0], \qquad
-            \frac{\partial G_n}{\partial y_{nj}} = 2 y_{nj} \;(\texttt{"ssq"}) \text{ or }
-            1 \;(\texttt{"sum"})
-
-        With ``dropout = p > 0`` the goodness is that of the dropped activities
-        :math:`y^d = m\, y / (1 - p)` (:func:`dropout`), ``y`` is :math:`y^d`, and the chain
-        gains the factor :math:`\partial y^d_{nj} / \partial y_{nj} = m_{nj} / (1 - p)`;
-        :math:`m_{nj}` needs no storing, since :math:`y^d_{nj}` is zero wherever it is.
-
-        Parameters
-        ----------
-        y : ndarray, shape (B, n_out)
-            The layer's output from :meth:`forward` (after :func:`dropout`, if any).
-        dL_dG : ndarray, shape (B,) or (B, n_out)
-            Derivative of each row's loss with respect to its goodness (scale it by
-            ``1/B`` for a mean); or, for goodness per group of units
-            (:func:`ff_numpy.goodness.grouped_goodness`), the derivative with respect to
-            the goodness of the group of each unit (:func:`ff_numpy.goodness.spread`).
-        kind : {"ssq", "sum"}
-            The goodness (:func:`ff_numpy.goodness.goodness`).
-        dropout : float
-            The probability ``p`` with which :func:`dropout` dropped units (0: none).
-
-        Returns
-        -------
-        dL_da : ndarray, shape (B, n_out)
-        """
-        if dL_dG.ndim == 1:
-            dL_dG = dL_dG[:, None]  # one goodness per row: the same factor for every unit
-        if dropout:
-            # y^d = m y / (1 - p)  =>  dL/dy = dL/dy^d * m / (1 - p); y^d already is 0 where
-            #                          m = 0, so only the factor 1 / (1 - p) is left to apply.
-            dL_dG = dL_dG / (1.0 - dropout)
-        if kind == "ssq":
-            # G = sum_j y_j^2  =>  dL/dy = dL/dG * 2 y
-            # y = relu(a)      =>  dL/da = dL/dy * [a > 0]; y is 0 where a <= 0, so
-            #                      2 y * dL/dG already is dL/da (ReLU'(0) = 0).
-            dL_da = y * blas.row_factor(2 * dL_dG, y.dtype)  # no subnormals: blas.row_factor
-        elif kind == "sum":
-            # G = sum_j y_j    =>  dL/dy = dL/dG
-            # y = relu(a)      =>  dL/da = dL/dG * [a > 0]  (y > 0 exactly where a > 0)
-            dL_da = (y > 0) * blas.row_factor(dL_dG, y.dtype)
-        else:
-            raise ValueError(f"unknown goodness {kind!r}: expected 'ssq' or 'sum'")
-        return dL_da
-
     def local_grads(
         self,
-        x: np.ndarray,
-        y: np.ndarray,
-        dL_dG: np.ndarray,
-        kind: str = "ssq",
-        dropout: float = 0.0,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        r"""Closed-form gradient of :math:`\sum_n L_n` with respect to ``W`` and ``b``.
+        cache: tuple[np.ndarray, np.ndarray],
+        dL_dy: np.ndarray,
+        dL_da_extra: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        r"""Closed-form gradient of the layer's own loss with respect to ``W`` and ``b``:
+        the batch form of the paper's Eq. 3. Nothing is returned for ``x``: no error
+        signal leaves the layer.
 
         .. math::
-            \frac{\partial L}{\partial W_{ij}} = \sum_n x_{ni}\,
-            \frac{\partial L_n}{\partial G_n}\, 2\, y_{nj}\, [a_{nj} > 0],
-            \qquad
-            \frac{\partial L}{\partial b_j} = \sum_n \frac{\partial L_n}{\partial G_n}\,
-            2\, y_{nj}\, [a_{nj} > 0]
+            \frac{\partial L}{\partial a_{nj}} = \frac{\partial L}{\partial y_{nj}}
+            [a_{nj} > 0], \qquad
+            \frac{\partial L}{\partial W} = x^T \frac{\partial L}{\partial a}, \qquad
+            \frac{\partial L}{\partial b_j} = \sum_n \frac{\partial L}{\partial a_{nj}}
 
-        (the batch form of the paper's Eq. 3). The training step computes the same
-        product inside the optimiser (:meth:`ff_numpy.optim.Optimizer.step_outer`) so
-        that no weight-sized temporary is made; this method is the plain reference.
+        With the sum-of-squares goodness, :math:`\partial L / \partial y_{nj} =
+        \partial L / \partial G_n \cdot 2 y_{nj}`
+        (:meth:`ff_numpy.goodness.SumOfSquares.dL_dy`), and this is Eq. 3 summed over
+        the batch.
 
         Parameters
         ----------
-        x : ndarray, shape (B, n_in)
-            The layer's input, as passed to :meth:`forward`.
-        y : ndarray, shape (B, n_out)
-            The layer's output from :meth:`forward`.
-        dL_dG : ndarray, shape (B,)
-        kind : {"ssq", "sum"}
-            The goodness.
-        dropout : float
-            As for :meth:`dL_da` (``y`` then holds the dropped activities).
+        cache : (x, y)
+            From :meth:`forward`: x (B, n_in), y (B, n_out).
+        dL_dy : ndarray, shape (B, n_out)
+            Derivative of the layer's loss with respect to its activities (from the
+            goodness, :meth:`ff_numpy.goodness.SumOfSquares.dL_dy`).
+        dL_da_extra : ndarray, shape (B, n_out), optional
+            A term added after the ReLU's derivative (peer normalisation, footnote 9,
+            whose gradient also reaches units that are off).
 
         Returns
         -------
-        dL_dW : ndarray, shape (n_in, n_out)
-        dL_db : ndarray, shape (n_out,)
+        grads : dict
+            ``{"W": dL_dW (n_in, n_out), "b": dL_db (n_out,)}``, the keys of
+            :meth:`params`.
         """
-        dL_da = self.dL_da(y, dL_dG, kind, dropout)
-        # a = x W + b  =>  dL/dW = x^T dL/da,  dL/db = sum over rows of dL/da
-        return self.weight_grad(x, dL_da), dL_da.sum(axis=0)
+        x, y = cache
+        # y = relu(a)   =>  dL/da = dL/dy * [a > 0]; y > 0 exactly where a > 0 (ReLU'(0) = 0)
+        dL_da = dL_dy * (y > 0)  # (B, n_out)
+        if dL_da_extra is not None:
+            dL_da += dL_da_extra
+        # a = x W + b   =>  dL/dW = x^T dL/da: (n_in, B) @ (B, n_out) -> (n_in, n_out)
+        #                   dL/db = sum over rows of dL/da
+        return {"W": self.weight_grad(x, dL_da), "b": dL_da.sum(axis=0)}
 
     def weight_grad(self, x: np.ndarray, dL_da: np.ndarray) -> np.ndarray:
         """``dL/dW = x^T dL/da``: (n_in, B) @ (B, n_out) -> (n_in, n_out)."""
         return blas.matmul_tn(x, dL_da, np.empty_like(self.W))
-
-    def update(self, opt, key: str, x: np.ndarray, dL_da: np.ndarray, lr_scale: float = 1.0):
-        """One optimiser step of ``W`` and ``b`` from the local gradient of :meth:`dL_da`.
-
-        ``dL/dW = x^T dL/da`` (the product of :meth:`local_grads`) is folded into the
-        optimiser's GEMM (:meth:`ff_numpy.optim.Optimizer.step_outer`), so the weight
-        gradient is never formed; biases are not decayed.
-
-        Parameters
-        ----------
-        opt : ff_numpy.optim.Optimizer
-        key : str
-            Prefix of the optimiser's slot names (``"layer0"`` gives ``"layer0.W"``).
-        x : ndarray, shape (B, n_in)
-        dL_da : ndarray, shape (B, n_out)
-        lr_scale : float
-        """
-        opt.step_outer(f"{key}.W", self.W, x, dL_da, lr_scale)  # (n_in, B) @ (B, n_out)
-        opt.step(f"{key}.b", self.b, dL_da.sum(axis=0), lr_scale, decay=False)
 
     def state(self) -> dict[str, np.ndarray]:
         """Arrays to checkpoint."""
@@ -287,11 +232,9 @@ class Masked(Dense):
         y = \operatorname{relu}(x W + b), \qquad W = W \odot M, \qquad
         \frac{\partial L}{\partial W} = (x^T \frac{\partial L}{\partial a}) \odot M
 
-    A masked weight does not exist, so its gradient is zero and it stays exactly zero
-    under any optimiser whose update of a weight is zero when that weight and its
-    gradient are zero (SGD with momentum and weight decay, Adam): train it with
-    :meth:`update`, not with ``opt.step_outer(W, x, dL_da)``, which writes the dense
-    gradient.
+    A masked weight does not exist, so its gradient is zero (:meth:`weight_grad`) and it
+    stays exactly zero under any optimiser whose update of a weight is zero when that
+    weight and its gradient are zero (SGD with momentum and weight decay, Adam).
 
     Two ways to compute the same numbers (``fast`` chooses, both stay available):
 
@@ -370,8 +313,9 @@ class Masked(Dense):
         return cls(fields.n_in, fields.n_out, fields.mask(dtype), rng, dtype, fast)
 
     # ---------------------------------------------------------------- forward
-    def forward(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        r"""Activities :math:`y = \operatorname{relu}(x W + b)`.
+    def forward(self, x: np.ndarray, out: np.ndarray | None = None):
+        r"""Activities :math:`y = \operatorname{relu}(x W + b)` and the cache ``(x, y)``
+        of :meth:`local_grads`, on the local path when ``fast``.
 
         Parameters
         ----------
@@ -381,12 +325,11 @@ class Masked(Dense):
         Returns
         -------
         y : ndarray, shape (B, n_out)
+        cache : (x, y)
         """
         if not self.fast:
             return self.forward_reference(x, out)
-        a = self.linear(x, out=out)  # the local path, zeros left out
-        a += self.b
-        return np.maximum(a, 0, out=a)  # y = relu(a), in place
+        return Dense.forward(self, x, out)  # self.linear takes the local path
 
     def linear(
         self, x: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False
@@ -408,12 +351,14 @@ class Masked(Dense):
                 a[:, start:stop] = prod
         return a
 
-    def forward_reference(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def forward_reference(self, x: np.ndarray, out: np.ndarray | None = None):
         """The masked-dense forward, ``relu(x @ W + b)`` with ``W`` zero outside the mask:
-        (B, n_in) @ (n_in, n_out) -> (B, n_out)."""
+        (B, n_in) @ (n_in, n_out) -> (B, n_out). Returns ``(y, (x, y))`` as
+        :meth:`forward` does."""
         a = Dense.linear(self, x, out=out)  # the full product, zeros included
         a += self.b
-        return np.maximum(a, 0, out=a)
+        y = np.maximum(a, 0, out=a)
+        return y, (x, y)
 
     # ---------------------------------------------------------------- gradients
     def weight_grad_blocks(self, x: np.ndarray, dL_da: np.ndarray) -> list[np.ndarray]:
@@ -463,24 +408,6 @@ class Masked(Dense):
         dL_dW = super().weight_grad(x, dL_da)  # (n_in, B) @ (B, n_out)
         dL_dW *= self.mask  # a masked weight does not exist: its gradient is zero
         return dL_dW
-
-    def update(self, opt, key: str, x: np.ndarray, dL_da: np.ndarray, lr_scale: float = 1.0):
-        """One optimiser step of ``W`` (key ``key + ".W"``) and ``b`` (``key + ".b"``).
-
-        The weight gradient is the masked one (:meth:`weight_grad`), so the weights
-        outside the mask stay exactly zero.
-
-        Parameters
-        ----------
-        opt : ff_numpy.optim.Optimizer
-        key : str
-            The layer's name, e.g. ``"layer0"``.
-        x : ndarray, shape (B, n_in)
-        dL_da : ndarray, shape (B, n_out)
-        lr_scale : float
-        """
-        opt.step(f"{key}.W", self.W, self.weight_grad(x, dL_da), lr_scale)
-        opt.step(f"{key}.b", self.b, dL_da.sum(axis=0), lr_scale, decay=False)
 
     # ---------------------------------------------------------------- state
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:

@@ -32,24 +32,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ff_numpy import checkpoint
 from ff_numpy import goodness as gd
+from ff_numpy import loss as lossmod
 from ff_numpy.blackbox import BlackBox
 from ff_numpy.layers import Dense, Masked, dropout
 from ff_numpy.masks import paper_local_architecture
 from ff_numpy.negatives import (
     N_BLUR,
+    NEGATIVES,
+    HybridImages,
     LabelCode,
     all_shifts,
-    hard_wrong_labels,
-    hybrid_images,
-    random_wrong_labels,
 )
-from ff_numpy.norm import DEFAULT_SCALE, PeerNorm, check_scale, normalize, normalize_grouped
+from ff_numpy.norm import PeerNorm, check_scale, normalize, normalize_grouped
 from ff_numpy.readout import SoftmaxReadout
-from ff_numpy.validate import check_labels, check_matrix
-
-NEGATIVES = ("random", "hard")
+from ff_numpy.validate import check_labels, check_matrix, copy_state
 
 
 class FFNet:
@@ -125,10 +122,13 @@ class FFNet:
 
     def __init__(
         self,
-        n_in: int,
-        hidden,
-        rng: np.random.Generator,
+        n_in: int | None = None,
+        hidden=None,
+        rng: np.random.Generator | None = None,
         *,
+        layers=None,
+        loss=None,
+        negatives=None,
         label_code: LabelCode | None = None,
         n_classes: int = 10,
         supervised: bool = True,
@@ -147,12 +147,27 @@ class FFNet:
         hybrid_blur: int = N_BLUR,
         dtype=np.float32,
     ):
+        if layers is not None:  # composed from parts: any layer type, any sizes
+            layers = list(layers)
+            if not layers or (n_in is not None and layers[0].n_in != n_in):
+                raise ValueError("layers must be a non-empty list whose first layer takes n_in")
+            for below, above in zip(layers[:-1], layers[1:]):
+                if below.n_out != above.n_in:
+                    raise ValueError(
+                        f"layers do not stack: a layer of {below.n_out} outputs feeds one of "
+                        f"{above.n_in} inputs"
+                    )
+            n_in, hidden = layers[0].n_in, [layer.n_out for layer in layers]
+        if n_in is None or hidden is None:
+            raise ValueError("FFNet needs n_in and hidden (with rng), or layers=[...]")
         hidden = [int(h) for h in hidden]
         if not hidden or min(hidden) < 1:
             raise ValueError(f"hidden must list at least one positive layer size, got {hidden}")
         self.objective = gd.check_objective(objective)
         self.goodness = gd.check_kind(goodness)
-        self.norm = check_scale(norm or DEFAULT_SCALE[goodness])
+        self.goodness_fn = gd.make_goodness(goodness)  # G(y) and dL_dy
+        self.loss = lossmod.make_loss() if loss is None else loss  # L(G) and dL_dG
+        self.norm = check_scale(norm or self.goodness_fn.norm)
         self.supervised = bool(supervised)
         if int(hybrid_blur) < 0:
             raise ValueError(f"hybrid_blur must be >= 0, got {hybrid_blur}")
@@ -170,7 +185,11 @@ class FFNet:
                 raise ValueError(f"label positions do not fit in an input of size {n_in}")
         sizes = [int(n_in)] + hidden
         self.local = local
-        if local is None:
+        if layers is not None:
+            self.layers = layers
+            if local is None and any(isinstance(layer, Masked) for layer in layers):
+                self.local = "custom"
+        elif local is None:
             self.layers = [Dense(a, b, rng, dtype) for a, b in zip(sizes[:-1], sizes[1:])]
         elif local == "paper":
             fields = paper_local_architecture(image_shape or (28, 28))
@@ -195,6 +214,9 @@ class FFNet:
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
         self.dropout = float(dropout)
+        if negatives is None:  # the default part of each kind of FF
+            negatives = "random" if self.supervised else "hybrid"
+        self.negatives = self.make_negatives(negatives)
         if score_layers is None:
             score_layers = range(1, len(hidden)) if len(hidden) > 1 else [0]
         self.score_layers = [int(i) for i in score_layers]
@@ -230,6 +252,10 @@ class FFNet:
         if self.local is None:
             return
         for l, layer in enumerate(self.layers):
+            if not hasattr(layer, "groups"):  # a dense layer among local ones
+                if "location" in (goodness_per, norm_per):
+                    raise ValueError(f"layer {l} has no locations ({goodness_per=}, {norm_per=})")
+                continue
             runs = sorted((start, stop) for _, start, stop in layer.groups)
             starts = np.array([a for a, _ in runs])
             if starts[0] != 0 or any(b != a for (_, b), (a, _) in zip(runs[:-1], runs[1:])):
@@ -272,7 +298,7 @@ class FFNet:
             "dtype": self.dtype.name,
             "boxes": {str(l): box.config() for l, box in self.boxes.items()},
             "hybrid_blur": self.hybrid_blur,
-        }
+        } | ({} if self.loss.name == "logistic" else {"loss": self.loss.config()})
 
     @classmethod
     def from_config(cls, cfg: dict, rng: np.random.Generator | None = None) -> FFNet:
@@ -306,15 +332,8 @@ class FFNet:
                 for l, c in cfg.get("boxes", {}).items()
             },  # permutations are restored by load_state
             hybrid_blur=cfg.get("hybrid_blur", N_BLUR),  # runs saved before the option
+            loss=lossmod.make_loss(**cfg.get("loss", {"name": "logistic"})),
             dtype=np.dtype(cfg["dtype"]),
-        )
-
-    @classmethod
-    def load(cls, path) -> FFNet:
-        """The trained network saved in a run's ``model.npz``."""
-        # a recurrent net's configuration has a "kind", a backprop MLP's a "type"
-        return checkpoint.load_model(
-            cls, path, "FFNet configuration", lambda cfg: not {"kind", "type"} & set(cfg)
         )
 
     def state(self) -> dict[str, np.ndarray]:
@@ -332,8 +351,9 @@ class FFNet:
         return out
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore the arrays of :meth:`state` in place (:func:`ff_numpy.checkpoint.restore`)."""
-        checkpoint.restore(self.state(), arrays)
+        """Restore the arrays of :meth:`state` in place (a saved run is read with
+        :func:`ff_numpy.experiments.saved.load_ffnet`)."""
+        copy_state(self.state(), arrays)
 
     # ------------------------------------------------------------------ forward passes
     def labelled_input(self, x: np.ndarray, labels) -> np.ndarray:
@@ -375,7 +395,7 @@ class FFNet:
         ys, hs = [], []
         box_rng = np.random.default_rng(0)  # evaluation: the same noise every call
         for l, layer in enumerate(self.layers):
-            y = layer.forward(h)  # (B, n_in) @ (n_in, n_out) -> (B, n_out)
+            y, _ = layer.forward(h)  # (B, n_in) @ (n_in, n_out) -> (B, n_out)
             h = self.normalize_layer(l, y)
             ys.append(y)
             hs.append(h)
@@ -441,7 +461,7 @@ class FFNet:
                 for k in range(self.n_classes):
                     ys = self.activities(xb, np.full(xb.shape[0], k))
                     out[start : start + len(xb), k] += sum(
-                        gd.goodness(ys[i], self.goodness) for i in self.score_layers
+                        self.goodness_fn.G(ys[i]) for i in self.score_layers
                     )
         return out
 
@@ -469,6 +489,24 @@ class FFNet:
         return np.concatenate(preds) if preds else np.empty(0, dtype=np.int64)
 
     # ------------------------------------------------------------------ training
+    def make_negatives(self, negatives):
+        """The negative-data part: ``negatives`` itself if it is one (any object with
+        ``make(x, labels, rng, q)``), else the part of that name in
+        :data:`ff_numpy.negatives.NEGATIVES` built for this net."""
+        if hasattr(negatives, "make"):
+            return negatives
+        if negatives not in NEGATIVES:
+            raise ValueError(
+                f"unknown negatives {negatives!r}: expected one of {sorted(NEGATIVES)}"
+            )
+        if negatives == "hybrid":
+            if self.supervised:
+                raise ValueError("hybrid negatives are unsupervised FF's: use supervised=False")
+            return HybridImages(self.image_shape, self.hybrid_blur)
+        if not self.supervised:
+            raise ValueError(f"{negatives!r} negatives are wrong labels: they need supervised=True")
+        return NEGATIVES[negatives](self.n_classes)
+
     def train_step(
         self,
         x: np.ndarray,
@@ -477,105 +515,89 @@ class FFNet:
         opt,
         readout_opt,
         lr_scale: float = 1.0,
-        negatives: str = "random",
-    ) -> dict[str, float]:
-        """One Forward-Forward update of every layer and of the readout.
+        negatives=None,
+        return_grads: bool = False,
+    ) -> dict:
+        """One Forward-Forward update of every layer and of the readout (Sec. 3.3).
+
+        .. code-block:: text
+
+            q = softmax readout of a neutral-label pass (trained on it)   supervised only
+            x_neg, labels_neg = negatives.make(x, labels, rng, q)
+            X = normalise([x with labels ; x_neg with labels_neg])        (2B, n_in)
+            for each layer: forward, goodness, loss, local gradient, update, normalise
 
         Parameters
         ----------
         x : ndarray, shape (B, n_in)
-            Images (float, label positions will be overwritten in a copy).
+            Images (float; label positions are overwritten in a copy).
         labels : ndarray of int, shape (B,)
         rng : numpy.random.Generator
-            Draws the negative labels.
+            Draws the negative data (and dropout masks, black-box noise).
         opt, readout_opt : ff_numpy.optim.Optimizer
             Optimisers of the hidden layers and of the readout.
         lr_scale : float
             The schedule's factor.
-        negatives : {"random", "hard"}
+        negatives : str or negative-data part, optional
+            Overrides the net's own part for this step (``"random"``, ``"hard"``,
+            ``"hybrid"`` or an object with ``make``).
+        return_grads : bool
+            Also return every layer's gradient, as applied (copies, taken before the
+            optimiser's step): ``losses["grads"]["layer0"]["W"]`` and so on.
 
         Returns
         -------
         losses : dict
             ``"layer{l}"``: mean FF loss of layer l per example pair (positive + negative);
-            ``"softmax"``: the readout's cross-entropy.
+            ``"softmax"``: the readout's cross-entropy; ``"grads"`` with ``return_grads``.
         """
-        if negatives not in NEGATIVES:
-            raise ValueError(f"unknown negatives {negatives!r}: expected one of {NEGATIVES}")
+        neg = self.negatives if negatives is None else self.make_negatives(negatives)
         B = x.shape[0]
         labels = check_labels(labels, self.n_classes, n_rows=B)
-
-        # 1. Neutral-label pass: train the readout; its probabilities give hard negatives.
-        loss_sm, q = self._train_readout(self.features(x), labels, readout_opt, lr_scale)
-
-        # 2. Negative labels: never the true one.
-        if negatives == "hard":
-            wrong = hard_wrong_labels(q, labels, rng)
+        grads = {} if return_grads else None
+        if self.supervised:
+            # 1. Neutral-label pass: train the readout; its probabilities give hard negatives.
+            loss_sm, q = self._train_readout(self.features(x), labels, readout_opt, lr_scale)
+            # 2. Negative data: here the same images with wrong labels, never the true one.
+            x_neg, labels_neg = neg.make(x, labels, rng, q)
+            # 3. Positive and negative rows go through each layer as one matrix.
+            X = np.empty((2 * B, self.n_in), dtype=self.dtype)
+            self.label_code.embed(x, labels, out=X[:B])
+            self.label_code.embed(x_neg, labels_neg, out=X[B:])
+            normalize(X, self.norm, out=X)
+            losses = self.ff_sweep(X, B, rng, opt, lr_scale, grads=grads)
         else:
-            wrong = random_wrong_labels(labels, self.n_classes, rng)
+            # Unsupervised FF (Sec. 3.2): no label touches the hidden layers; the readout
+            # learns afterwards from the positive rows' features of the same sweep.
+            x_neg, _ = neg.make(x, labels, rng)
+            X = np.concatenate([x, x_neg]).astype(self.dtype, copy=False)
+            normalize(X, self.norm, out=X)
+            feats = {}
+            losses = self.ff_sweep(X, B, rng, opt, lr_scale, features=feats, grads=grads)
+            h = np.concatenate([feats[i] for i in self.score_layers], axis=1)
+            loss_sm, _ = self._train_readout(h, labels, readout_opt, lr_scale)
+        out = {"softmax": loss_sm, **losses}
+        if return_grads:
+            out["grads"] = grads
+        return out
 
-        # 3. Positive and negative rows go through each layer as one matrix.
-        X = np.empty((2 * B, self.n_in), dtype=self.dtype)
-        self.label_code.embed(x, labels, out=X[:B])
-        self.label_code.embed(x, wrong, out=X[B:])
-        normalize(X, self.norm, out=X)
-        return {"softmax": loss_sm, **self.ff_sweep(X, B, rng, opt, lr_scale)}
-
-    def train_step_unsupervised(
-        self,
-        x: np.ndarray,
-        labels: np.ndarray,
-        rng: np.random.Generator,
-        opt,
-        readout_opt,
-        lr_scale: float = 1.0,
-    ) -> dict[str, float]:
-        """One unsupervised FF update (Sec. 3.2): real images against hybrid images.
-
-        No label touches the hidden layers: positive data are the images, negative data
-        are hybrids of two different images (:func:`ff_numpy.negatives.hybrid_images`).
-        The softmax readout learns from the normalised activities that the positive rows
-        produced in the same sweep (before each layer's update), with the labels.
-
-        Parameters
-        ----------
-        x : ndarray, shape (B, n_in)
-        labels : ndarray of int, shape (B,)
-            Used by the readout only.
-        rng : numpy.random.Generator
-            Draws the hybrids' masks and partners.
-        opt, readout_opt : ff_numpy.optim.Optimizer
-        lr_scale : float
-
-        Returns
-        -------
-        losses : dict
-            ``"layer{l}"`` and ``"softmax"``, as for :meth:`train_step`.
-        """
+    def train_step_unsupervised(self, x, labels, rng, opt, readout_opt, lr_scale=1.0) -> dict:
+        """One unsupervised FF update (Sec. 3.2): real images against hybrid images
+        (:meth:`train_step` of a net built with ``supervised=False``)."""
         if self.supervised:
             raise ValueError("train_step_unsupervised needs FFNet(..., supervised=False)")
         if self.image_shape is None:
             raise ValueError("hybrid negatives need the image shape: FFNet(image_shape=...)")
-        B = x.shape[0]
-        labels = check_labels(labels, self.n_classes, n_rows=B)
-        hybrids, _, _ = hybrid_images(x, rng, self.image_shape, self.hybrid_blur)
-        X = np.concatenate([x, hybrids]).astype(self.dtype, copy=False)
-        normalize(X, self.norm, out=X)
-        feats = {}
-        losses = self.ff_sweep(X, B, rng, opt, lr_scale, features=feats)
-        h = np.concatenate([feats[i] for i in self.score_layers], axis=1)
-        loss_sm, _ = self._train_readout(h, labels, readout_opt, lr_scale)
-        return {"softmax": loss_sm, **losses}
+        return self.train_step(x, labels, rng, opt, readout_opt, lr_scale)
 
     def _train_readout(self, h, labels, readout_opt, lr_scale) -> tuple[float, np.ndarray]:
         """One step of the softmax readout on features ``h``; returns its loss and the
         class probabilities before the step. No gradient leaves the readout."""
         loss, dL_dV, dL_dc, q = self.readout.loss_and_grads(h, labels)
-        readout_opt.step("readout.V", self.readout.V, dL_dV, lr_scale)
-        readout_opt.step("readout.c", self.readout.c, dL_dc, lr_scale, decay=False)
+        readout_opt.update(self.readout.params(), {"V": dL_dV, "c": dL_dc}, lr_scale, "readout.")
         return loss, q
 
-    def ff_sweep(self, X, B, rng, opt, lr_scale, features=None) -> dict[str, float]:
+    def ff_sweep(self, X, B, rng, opt, lr_scale, features=None, grads=None) -> dict[str, float]:
         """Update every layer from its own objective, in one forward sweep.
 
         Parameters
@@ -590,6 +612,8 @@ class FFNet:
         features : dict, optional
             If given, ``features[l]`` receives the normalised activities of the positive
             rows at every scored layer ``l`` (computed before that layer's update).
+        grads : dict, optional
+            If given, ``grads[f"layer{l}"]`` receives a copy of layer ``l``'s gradients.
 
         Returns
         -------
@@ -597,31 +621,30 @@ class FFNet:
             ``"layer{l}"``: mean FF loss of layer l per example pair.
         """
         is_pos = np.arange(2 * B) < B
-        s = gd.sign(is_pos, self.objective)  # +1 where G should exceed theta
+        s = gd.sign(is_pos, self.objective)  # +1 where G should be high: the objective, once
         losses = {}
         for l, layer in enumerate(self.layers):
-            Y = layer.forward(X)  # (2B, n_in) @ (n_in, n_out) -> (2B, n_out)
-            if self.dropout:  # y^d = m y / (1 - p): goodness and next layer see y^d
+            Y, cache = layer.forward(X)  # (2B, n_in) @ (n_in, n_out) -> (2B, n_out)
+            if self.dropout:  # y^d = m y / (1 - p), in place: goodness and next layer see y^d
                 Y = dropout(Y, self.dropout, rng, out=Y)
             starts, theta = self.group_starts[l], self.group_theta[l]
-            if starts is None:
-                G, s_l = gd.goodness(Y, self.goodness), s  # (2B,): one goodness per row
-            else:  # one goodness per location: (2B, n_groups), each with its own Eq. 1
-                G, s_l = gd.grouped_goodness(Y, starts, self.goodness), s[:, None]
-            losses[f"layer{l}"] = float(gd.layer_loss(G, theta, s_l).sum() / B)
+            s_l = s if starts is None else s[:, None]  # one sign per row, or per location
+            G = self.goodness_fn.G(Y, starts)  # (2B,) or (2B, n_groups)
+            losses[f"layer{l}"] = float(self.loss.L(G, s_l, theta).sum() / B)
             # Mean over the B examples of (positive loss + negative loss).
-            dL_dG = gd.dL_dG(G, theta, s_l) / B
-            if starts is not None:
-                dL_dG = gd.spread(dL_dG, starts, layer.n_out)  # (2B, n_groups) -> (2B, n_out)
-            dL_da = layer.dL_da(Y, dL_dG, self.goodness, self.dropout)  # (2B, n_out)
-            if self.peers[l] is not None:
-                # Peer normalisation (footnote 9): on positive rows, after ReLU'.
-                self.peers[l].update(Y[:B])
-                dL_da[:B] += (self.peers[l].dL_da() / B).astype(self.dtype)
-            # dL/dW = X^T dL/da: (n_in, 2B) @ (2B, n_out) -> (n_in, n_out), inside the
-            # optimiser's step (Dense.local_grads is the same product, written out; a
-            # Masked layer keeps its weights zero outside the receptive fields).
-            layer.update(opt, f"layer{l}", X, dL_da, lr_scale)
+            dL_dG = self.loss.dL_dG(G, s_l, theta) / B  # Eq. 1's loss: -s sigmoid(-s (G - theta))
+            if self.dropout:  # y^d = m y / (1 - p): the factor 1 / (1 - p) (m is in Y's zeros)
+                dL_dG = dL_dG / (1.0 - self.dropout)
+            dL_dy = self.goodness_fn.dL_dy(Y, dL_dG, starts)  # dG/dy = 2 y: (2B, n_out)
+            extra = None
+            if self.peers[l] is not None:  # peer normalisation (footnote 9): positive rows,
+                self.peers[l].update(Y[:B])  # added after the ReLU's derivative
+                extra = np.zeros_like(Y)
+                extra[:B] = self.peers[l].dL_da() / B
+            g = layer.local_grads(cache, dL_dy, extra)  # Eq. 3: {"W": X^T dL_da, "b": ...}
+            if grads is not None:
+                grads[f"layer{l}"] = {k: v.copy() for k, v in g.items()}
+            opt.update(layer.params(), g, lr_scale, prefix=f"layer{l}.")
             X = self.normalize_layer(l, Y, out=Y)  # the next layer sees only the orientation
             if features is not None and l in self.score_layers:
                 features[l] = X[:B].copy()

@@ -337,3 +337,68 @@ def all_shifts(x: np.ndarray, max_shift: int, image_shape=(28, 28)):
                 yield 0, 0, x
             else:
                 yield dr, dc, _shift(x, np.full(B, dr), np.full(B, dc), image_shape)
+
+
+# --------------------------------------------------------------------------- parts
+# Negative data as parts of one interface, so that a model takes any of them:
+#
+#     make(x, labels, rng, q=None) -> (x_neg, labels_neg)
+#
+# ``x_neg`` (B, n_in) are the negative inputs (before any label is written) and
+# ``labels_neg`` (B,) the labels to write into them (None: no label, as in unsupervised
+# FF). ``q`` (B, N) are the class probabilities of the model's neutral-label pass, for
+# generators that use them. A new kind of negative data (generated sequences, pretext
+# transforms) is one new class with this method and one line in NEGATIVES.
+
+
+class RandomWrongLabels:
+    """Supervised FF's negatives: the same images with a label drawn uniformly from the
+    wrong ones (:func:`random_wrong_labels`)."""
+
+    name = "random"
+    needs_probs = False
+
+    def __init__(self, n_classes: int = 10):
+        self.n_classes = int(n_classes)
+
+    def make(self, x, labels, rng, q=None):
+        return x, random_wrong_labels(labels, self.n_classes, rng)
+
+
+class HardWrongLabels:
+    """Supervised FF's hard negatives: the same images with a wrong label drawn in
+    proportion to the model's own probabilities ``q`` (:func:`hard_wrong_labels`)."""
+
+    name = "hard"
+    needs_probs = True
+
+    def __init__(self, n_classes: int = 10, floor: float = 0.0):
+        self.n_classes = int(n_classes)
+        self.floor = float(floor)
+
+    def make(self, x, labels, rng, q=None):
+        if q is None:
+            raise ValueError("hard negatives need the model's probabilities q (B, n_classes)")
+        return x, hard_wrong_labels(q, labels, rng, self.floor)
+
+
+class HybridImages:
+    """Unsupervised FF's negatives (Sec. 3.2, Fig. 1): hybrids of two different images
+    (:func:`hybrid_images`); no label is written."""
+
+    name = "hybrid"
+    needs_probs = False
+
+    def __init__(self, image_shape=(28, 28), n_blur: int = N_BLUR):
+        self.image_shape = None if image_shape is None else tuple(image_shape)
+        self.n_blur = int(n_blur)
+
+    def make(self, x, labels, rng, q=None):
+        if self.image_shape is None:
+            raise ValueError("hybrid negatives need the image shape: FFNet(image_shape=...)")
+        hybrids, _, _ = hybrid_images(x, rng, self.image_shape, self.n_blur)
+        return hybrids, None
+
+
+# Every kind of negative data by its command-line name.
+NEGATIVES = {"random": RandomWrongLabels, "hard": HardWrongLabels, "hybrid": HybridImages}

@@ -79,6 +79,34 @@ class Optimizer:
             grad += self.weight_decay * param
         return grad
 
+    def update(
+        self,
+        params: dict[str, np.ndarray],
+        grads: dict[str, np.ndarray],
+        lr_scale: float = 1.0,
+        prefix: str = "",
+    ) -> None:
+        """Update every array of ``params`` in place from the gradient of the same name.
+
+        This is the optimiser's whole interface to a model: it receives gradients and
+        knows nothing of layers. Weight decay applies to the arrays with two or more
+        dimensions (weight matrices), never to biases (one dimension).
+
+        Parameters
+        ----------
+        params : dict of str to ndarray
+            The arrays to update (e.g. a layer's ``params()``).
+        grads : dict of str to ndarray
+            Their gradients, same names and shapes (may be overwritten: scratch).
+        lr_scale : float
+            The schedule's factor.
+        prefix : str
+            Prepended to every name to key the optimiser's state (``"layer0."`` gives the
+            slots ``"layer0.W"`` and ``"layer0.b"``), so one optimiser serves many layers.
+        """
+        for name, param in params.items():
+            self.step(prefix + name, param, grads[name], lr_scale, decay=param.ndim >= 2)
+
     def step(
         self, key: str, param: np.ndarray, grad: np.ndarray, lr_scale: float = 1.0, decay=True
     ) -> None:
@@ -158,21 +186,30 @@ class SGD(Optimizer):
         self.dampening = float(dampening)
 
     def step(self, key, param, grad, lr_scale=1.0, decay=True):
-        g = self._decayed(param, grad, decay)
         lr = self.lr * lr_scale
+        lam = self.weight_decay if decay else 0.0
+        keep = 1.0 - self.dampening
+        if blas.can_axpy(param, grad):
+            # The same three lines in one pass each, in place (BLAS axpy, no temporaries):
+            # g' = g + lambda W;  v <- mu v + (1 - delta) g';  W <- W - lr v
+            if lam:
+                blas.axpy(param, grad, lam)
+            if self.momentum == 0.0:
+                blas.axpy(grad, param, -lr * keep)
+                return
+            v = self._slot(key, param)
+            v *= self.momentum
+            blas.axpy(grad, v, keep)
+            blas.axpy(v, param, -lr)
+            return
+        g = grad + lam * param  # g' = g + lambda W
         if self.momentum == 0.0:
-            # W <- W - lr (1 - delta) g'
-            g *= lr * (1.0 - self.dampening)
-            param -= g
+            param -= (lr * keep) * g  # W <- W - lr (1 - delta) g'
             return
         v = self._slot(key, param)
-        # v <- mu v + (1 - delta) g'
-        v *= self.momentum
-        g *= 1.0 - self.dampening
-        v += g
-        # W <- W - lr v   (g is scratch now)
-        np.multiply(v, lr, out=g)
-        param -= g
+        v *= self.momentum  # v <- mu v + (1 - delta) g'
+        v += keep * g
+        param -= lr * v  # W <- W - lr v
 
     def step_outer(self, key, param, a, d, lr_scale=1.0, decay=True):
         """The same update as :meth:`step` with ``grad = a.T @ d``, fused into BLAS calls.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-AUTOGRAD_TOL = 1e-7  # closed form vs autograd, float64
+AUTOGRAD_TOL = 1e-10  # closed form vs autograd, float64
 FD_TOL = 1e-6  # closed form vs central finite differences, float64
 
 

@@ -9,6 +9,7 @@ from gradcheck import AUTOGRAD_TOL, assert_close
 from ff_numpy import experiments
 from ff_numpy.backprop import MLP, softmax_cross_entropy
 from ff_numpy.blackbox import BlackBox
+from ff_numpy.experiments.saved import load_ffnet
 from ff_numpy.model import FFNet
 from ff_numpy.negatives import random_wrong_labels
 from ff_numpy.norm import normalize
@@ -84,7 +85,7 @@ def test_ff_box_survives_checkpoint(tmp_path):
 
     net = _ff(box_after=0)
     path = checkpoint.save(tmp_path / "m.npz", net.state(), {"config": {"model": net.config()}})
-    other = FFNet.load(path)
+    other = load_ffnet(path)
     np.testing.assert_array_equal(other.boxes[0].perm, net.boxes[0].perm)
     x = np.random.default_rng(0).random((3, 12))
     np.testing.assert_array_equal(other.goodness_per_label(x), net.goodness_per_label(x))

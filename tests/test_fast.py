@@ -193,7 +193,7 @@ def test_one_shot_layer_hits_the_target(seed, direction, bias):
         (np.sqrt(S_star / S_L) - 1) / (u @ u + bias), rel=1e-14
     )  # c = (sqrt(S*/S_L) - 1) / |u_aug|^2
     fast.apply_updates([layer], [update])
-    y = layer.forward(u[None, :])[0]
+    y = layer.forward(u[None, :])[0][0]
     assert _rel(y @ y, S_star) < EXACT
     np.testing.assert_array_equal(y > 0, on)  # on stays on, off stays off
     if not bias:
@@ -214,7 +214,7 @@ def test_eq4_is_the_unit_length_frozen_bias_case(seed):
     np.testing.assert_allclose(update.dW, eps * np.outer(u, update.y), rtol=1e-14)
     fast.apply_updates([layer], [update])
     np.testing.assert_array_equal(layer.b, b)
-    y = layer.forward(u[None, :])[0]
+    y = layer.forward(u[None, :])[0][0]
     assert _rel(y @ y, S_star) < EXACT
 
 
@@ -249,7 +249,7 @@ def _forward(layers, x, norm):
     """Every layer's activities for one input ``x``, normalised between layers."""
     ys, h = [], x
     for layer in layers:
-        ys.append(layer.forward(h[None, :])[0])
+        ys.append(layer.forward(h[None, :])[0][0])
         h = normalize(ys[-1][None, :], norm)[0]
     return ys
 

@@ -104,8 +104,10 @@ def _ref_dense_loss(W, b, x, theta, s, w, kind="ssq"):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_dense_local_grads_match_autograd_and_fd(objective, seed, kind):
     rng, layer, x, theta, s, w = _dense_case(seed, objective)
-    y = layer.forward(x)
-    dW, db = layer.local_grads(x, y, w * gd.dL_dG(gd.goodness(y, kind), theta, s), kind=kind)
+    y, cache = layer.forward(x)
+    good = gd.make_goodness(kind)  # G(y) and the chain rule through it
+    grads = layer.local_grads(cache, good.dL_dy(y, w * gd.dL_dG(good.G(y), theta, s)))
+    dW, db = grads["W"], grads["b"]
 
     ref_dW = autograd.grad(_ref_dense_loss, 0)(layer.W, layer.b, x, theta, s, w, kind)
     ref_db = autograd.grad(_ref_dense_loss, 1)(layer.W, layer.b, x, theta, s, w, kind)
@@ -114,7 +116,7 @@ def test_dense_local_grads_match_autograd_and_fd(objective, seed, kind):
     assert_close(db, ref_db, AUTOGRAD_TOL, f"dL/db vs autograd {what}")
 
     def loss():
-        G = gd.goodness(layer.forward(x), kind)
+        G = gd.goodness(layer.forward(x)[0], kind)
         return float(np.sum(w * gd.layer_loss(G, theta, s)))
 
     idx = sample_indices(layer.W.shape, 25, rng)
@@ -137,14 +139,17 @@ def _keep_mask(shape, p, seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_dense_local_grads_with_dropout_match_autograd_and_fd(objective, seed, kind):
     """Goodness of the dropped activities ``y^d = m relu(x W + b) / (1 - p)``: the closed
-    form (``dropout=p``) equals autograd and finite differences with the same mask."""
+    form (the factor ``1/(1 - p)`` on dL/dG, the mask in the zeros of ``y^d``, which the
+    cache holds) equals autograd and finite differences with the same mask."""
     rng, layer, x, theta, s, w = _dense_case(seed, objective)
     p = 0.3
-    y_d = dropout(layer.forward(x), p, np.random.default_rng(seed + 10))
+    y, (x, _) = layer.forward(x)
+    y_d = dropout(y, p, np.random.default_rng(seed + 10))
     m = _keep_mask(y_d.shape, p, seed + 10)
-    np.testing.assert_allclose(y_d, m * layer.forward(x) / (1 - p))  # the definition
-    dL_dG = w * gd.dL_dG(gd.goodness(y_d, kind), theta, s)
-    dW, db = layer.local_grads(x, y_d, dL_dG, kind=kind, dropout=p)
+    np.testing.assert_allclose(y_d, m * layer.forward(x)[0] / (1 - p))  # the definition
+    dL_dG = w * gd.dL_dG(gd.goodness(y_d, kind), theta, s) / (1 - p)
+    grads = layer.local_grads((x, y_d), gd.make_goodness(kind).dL_dy(y_d, dL_dG))
+    dW, db = grads["W"], grads["b"]
 
     def ref(W, b):
         y = anp.maximum(anp.dot(x, W) + b, 0.0) * m / (1 - p)  # (B, n_in) @ (n_in, n_out)
@@ -215,9 +220,9 @@ def test_dense_relu_derivative_is_zero_at_zero():
     rng = np.random.default_rng(0)
     layer = Dense(3, 4, rng, dtype=np.float64)
     x = np.zeros((2, 3))  # every pre-activation is exactly b = 0
-    y = layer.forward(x)
-    dW, db = layer.local_grads(x, y, np.ones(2))
-    assert not dW.any() and not db.any()
+    _, cache = layer.forward(x)
+    grads = layer.local_grads(cache, np.ones((2, 4)))  # dL/dy = 1 everywhere
+    assert not grads["W"].any() and not grads["b"].any()
 
 
 @pytest.mark.parametrize("kind", ["ssq", "sum"])
@@ -227,9 +232,9 @@ def test_dense_dL_da_has_no_subnormal_entries(kind):
     other rows keep the plain formula."""
     rng = np.random.default_rng(4)
     layer = Dense(6, 30, rng)  # float32
-    y = layer.forward(rng.standard_normal((4, 6)).astype(np.float32))
+    y, _ = layer.forward(rng.standard_normal((4, 6)).astype(np.float32))
     dL_dG = np.array([-0.2, -1e-41, 3e-40, 0.7])  # float64, two subnormal in float32
-    ours = layer.dL_da(y, dL_dG, kind)
+    ours = gd.make_goodness(kind).dL_dy(y, dL_dG) * (y > 0)  # dL/da
     assert ours.dtype == np.float32
     assert not ((ours != 0) & (np.abs(ours) < np.finfo(np.float32).tiny)).any()
     np.testing.assert_array_equal(ours[1:3], 0.0)
@@ -243,7 +248,7 @@ def test_dense_forward_matches_definition():
     layer = Dense(6, 4, rng, dtype=np.float64)
     layer.b[:] = rng.standard_normal(4)
     x = rng.standard_normal((3, 6))
-    np.testing.assert_allclose(layer.forward(x), np.maximum(x @ layer.W + layer.b, 0))
+    np.testing.assert_allclose(layer.forward(x)[0], np.maximum(x @ layer.W + layer.b, 0))
 
 
 # ----------------------------------------------------------------------------- readout

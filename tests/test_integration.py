@@ -15,6 +15,7 @@ from helpers import interrupted_after, needs_mnist, numbers, train_args
 
 from ff_numpy import checkpoint, cli, experiments, train
 from ff_numpy.data import find_data_dir
+from ff_numpy.experiments.saved import load_ffnet
 
 SMALL = (
     "--hidden 500 500 --train-size 10000 --epochs 5 --eval-every 5 --negatives hard --lr 0.01"
@@ -209,11 +210,10 @@ def test_default_args_and_model_loading_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown experiment"):
         experiments.default_args("nonsense")
     from ff_numpy import checkpoint
-    from ff_numpy.model import FFNet
 
     checkpoint.save(tmp_path / "m.npz", {"a": np.zeros(1)}, {"config": {}})
     with pytest.raises(ValueError, match="no FFNet configuration"):
-        FFNet.load(tmp_path / "m.npz")
+        load_ffnet(tmp_path / "m.npz")
     assert cli.main(["train", "supervised"]) == 2  # no --out
 
 

@@ -176,8 +176,8 @@ def test_masked_rejects_bad_masks():
 @pytest.mark.parametrize("seed", GRID_SEEDS)
 def test_local_path_equals_masked_dense(seed, fields_kind):
     rng, layer, x = _case(seed, fields_kind)
-    y_fast = layer.forward(x)
-    y_ref = layer.forward_reference(x)
+    y_fast, _ = layer.forward(x)
+    y_ref, _ = layer.forward_reference(x)
     assert_close(y_fast, y_ref, EXACT_TOL, "forward: local vs masked-dense")
     dL_da = rng.standard_normal(y_ref.shape) * (y_ref > 0)
     g_fast = layer.weight_grad(x, dL_da)
@@ -185,7 +185,7 @@ def test_local_path_equals_masked_dense(seed, fields_kind):
     assert_close(g_fast, g_ref, EXACT_TOL, "dL/dW: local vs masked-dense")
     assert not g_fast[layer.mask == 0].any() and not g_ref[layer.mask == 0].any()
     layer.fast = False
-    np.testing.assert_array_equal(layer.forward(x), y_ref)
+    np.testing.assert_array_equal(layer.forward(x)[0], y_ref)
 
 
 def test_local_path_float32_and_out_buffer():
@@ -194,9 +194,9 @@ def test_local_path_float32_and_out_buffer():
     layer = Masked.from_fields(l2, rng)
     x = rng.standard_normal((5, l2.n_in)).astype(np.float32)
     out = np.empty((5, l2.n_out), np.float32)
-    y = layer.forward(x, out=out)
+    y, _ = layer.forward(x, out=out)
     assert y is out and y.dtype == np.float32
-    np.testing.assert_allclose(y, layer.forward_reference(x), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(y, layer.forward_reference(x)[0], rtol=1e-4, atol=1e-5)
 
 
 def _ref_masked_loss(W, b, mask, x, theta, s, w, kind):
@@ -217,8 +217,10 @@ def test_masked_local_grads_match_autograd_and_fd(seed, objective, kind):
     theta = 0.5 * layer.n_out
     s = gd.sign(rng.random(B) < 0.5, objective)
     w = rng.uniform(0.5, 1.5, size=B)
-    y = layer.forward(x)
-    dW, db = layer.local_grads(x, y, w * gd.dL_dG(gd.goodness(y, kind), theta, s), kind=kind)
+    y, cache = layer.forward(x)
+    good = gd.make_goodness(kind)
+    grads = layer.local_grads(cache, good.dL_dy(y, w * gd.dL_dG(good.G(y), theta, s)))
+    dW, db = grads["W"], grads["b"]
 
     args = (layer.W, layer.b, layer.mask, x, theta, s, w, kind)
     what = f"({objective}, {kind})"
@@ -227,7 +229,7 @@ def test_masked_local_grads_match_autograd_and_fd(seed, objective, kind):
     assert_close(db, autograd.grad(_ref_masked_loss, 1)(*args), AUTOGRAD_TOL, f"db {what}")
 
     def loss():  # through the local path, which never reads W outside the mask
-        G = gd.goodness(layer.forward(x), kind)
+        G = gd.goodness(layer.forward(x)[0], kind)
         return float(np.sum(w * gd.layer_loss(G, theta, s)))
 
     inside = [tuple(i) for i in np.argwhere(layer.mask == 1)]
@@ -252,13 +254,12 @@ def test_update_keeps_zeros_and_equals_reference(make_opt):
     ref.load_state(layer.state())
     opt_fast, opt_ref = make_opt(), make_opt()
     W0 = layer.W.copy()
+    good = gd.SumOfSquares()
     for _ in range(4):
-        y = layer.forward(x)
-        dL_da = layer.dL_da(y, gd.dL_dG(gd.goodness(y), 1.0, np.ones(x.shape[0])))
-        layer.update(opt_fast, "layer0", x, dL_da, lr_scale=0.5)
-        y = ref.forward(x)
-        dL_da = ref.dL_da(y, gd.dL_dG(gd.goodness(y), 1.0, np.ones(x.shape[0])))
-        ref.update(opt_ref, "layer0", x, dL_da, lr_scale=0.5)
+        for lay, opt in ((layer, opt_fast), (ref, opt_ref)):
+            y, cache = lay.forward(x)
+            dL_dy = good.dL_dy(y, gd.dL_dG(good.G(y), 1.0, np.ones(x.shape[0])))
+            opt.update(lay.params(), lay.local_grads(cache, dL_dy), 0.5, prefix="layer0.")
     outside = layer.mask == 0
     assert not layer.W[outside].any(), "a weight outside the mask moved"
     assert not np.array_equal(layer.W, W0)
@@ -286,13 +287,13 @@ def test_one_shot_update_serves_a_masked_layer():
     fast = pytest.importorskip("ff_numpy.fast")
     rng, layer, x = _case(0)
     u = x[0]
-    if not layer.forward(u[None]).any():
+    if not layer.forward(u[None])[0].any():
         layer.b[:] = np.abs(layer.b) + 0.1  # make sure some unit is on
     up = fast.one_shot_layer_update(layer, u, 3.0, mask=layer.mask)
     assert not up.dW[layer.mask == 0].any()
     layer.W += up.dW
     layer.b += up.db
-    np.testing.assert_allclose(gd.goodness(layer.forward(u[None])), [3.0], rtol=1e-10)
+    np.testing.assert_allclose(gd.goodness(layer.forward(u[None])[0]), [3.0], rtol=1e-10)
 
 
 def test_goodness_per_location_is_checked_and_saved(tmp_path):

@@ -8,6 +8,7 @@ from gradcheck import AUTOGRAD_TOL, assert_close
 from helpers import BENCHMARKS, assert_png, load_tutorial
 
 from ff_numpy import checkpoint
+from ff_numpy.experiments.saved import load_ffnet
 from ff_numpy.model import FFNet
 from ff_numpy.negatives import hybrid_images
 from ff_numpy.norm import normalize
@@ -71,7 +72,7 @@ def test_unsupervised_net_has_no_label_input_and_no_goodness_classifier(tmp_path
             x, np.zeros(4, int), np.random.default_rng(0), SGD(0.1), SGD(0.1)
         )
     path = checkpoint.save(tmp_path / "m.npz", net.state(), {"config": {"model": net.config()}})
-    again = FFNet.load(path)
+    again = load_ffnet(path)
     assert not again.supervised and again.image_shape == (28, 28)
     np.testing.assert_array_equal(again.predict_softmax(x), net.predict_softmax(x))
 

@@ -70,6 +70,7 @@ from scipy.ndimage import convolve1d
 from ff_numpy import experiments, tutorial
 from ff_numpy.data import load_mnist
 from ff_numpy.experiments.evaluation import error_rate
+from ff_numpy.experiments.saved import load_ffnet
 from ff_numpy.model import FFNet
 from ff_numpy.negatives import BLUR_KERNEL, N_BLUR, hybrid_images, hybrid_masks
 from ff_numpy.plots import plot_hybrid_gallery, plot_run
@@ -342,7 +343,7 @@ def main(argv=None) -> dict:
         f"(the paper, full run: {100 * PAPER_TEST_ERROR:.2f}%)"
     )
 
-    model = FFNet.load(out / "model.npz")
+    model = load_ffnet(out / "model.npz")
     if len(model.hidden) < max(max(s) for s in SUBSETS) + 1:
         raise ValueError(f"the readout comparison needs 4 hidden layers, got {model.hidden}")
     n_train = args.train_size if opts.quick else min(args.train_size, READOUT_TRAIN_FULL)

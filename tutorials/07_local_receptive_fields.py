@@ -79,6 +79,7 @@ from matplotlib.patches import Rectangle
 
 from ff_numpy import experiments, tutorial
 from ff_numpy.data import load_mnist
+from ff_numpy.experiments.saved import load_ffnet
 from ff_numpy.layers import Masked
 from ff_numpy.masks import paper_local_architecture
 from ff_numpy.model import FFNet
@@ -416,7 +417,7 @@ def main(argv=None) -> dict:
     fast = fast_path_check(arch["arch"], data.validation.x[:N_CHECK])
 
     metrics = {folder: train(folder, opts, out) for folder in PEER}
-    models = {folder: FFNet.load(out / folder / "model.npz") for folder in PEER}
+    models = {folder: load_ffnet(out / folder / "model.npz") for folder in PEER}
     x_act = data.validation.x[: N_ACTIVITY["quick" if opts.quick else "full"]]
     peer = peer_comparison(models, metrics, x_act, out, opts.quick)
     main_run = next(iter(PEER))  # peer strength 0.03, the experiment's default

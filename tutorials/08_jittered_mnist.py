@@ -81,7 +81,7 @@ from matplotlib.patches import Rectangle
 
 from ff_numpy import experiments, tutorial
 from ff_numpy.data import load_mnist
-from ff_numpy.model import FFNet
+from ff_numpy.experiments.saved import load_ffnet
 from ff_numpy.negatives import LabelCode, jitter
 from ff_numpy.plots import plot_receptive_fields, plot_run
 
@@ -270,7 +270,7 @@ def roughness(W: np.ndarray) -> float:
 
 
 def draw_fields(run_dir: Path) -> dict:
-    model = FFNet.load(run_dir / "model.npz")
+    model = load_ffnet(run_dir / "model.npz")
     W = model.layers[0].W[:, :N_RECEPTIVE_FIELDS]  # (784, 100)
     path = plot_receptive_fields(
         W, run_dir / FIG_FIELDS, n=N_RECEPTIVE_FIELDS, image_shape=IMAGE_SHAPE,
