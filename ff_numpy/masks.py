@@ -252,3 +252,190 @@ def paper_local_architecture(image_shape=(28, 28)) -> list[LocalFields]:
     l2 = grid_fields(l1.grid, l1.channels, grid=3, k=2, channels=220)
     l3 = grid_fields(l2.grid, l2.channels, grid=2, k=2, channels=512)
     return [l1, l2, l3]
+
+
+# ------------------------------------------------------------------ truncated fields
+@dataclass(frozen=True, eq=False)
+class RaggedFields:
+    """Receptive fields whose size differs between locations, one per grid location.
+
+    Fields centred on their location and cut off at the edge of the map (the CIFAR-10
+    layers of the paper's Sec. 4) hold fewer inputs near the edge, so they do not fit
+    the fixed-width :class:`LocalFields`. Here the fields are stored back to back
+    (compressed sparse rows): location ``loc`` sees the inputs
+    ``indices[indptr[loc]:indptr[loc + 1]]``. Every (location, input) pair is a *pair*;
+    pair ``p`` connects input ``indices[p]`` to all ``channels`` units of its location.
+
+    Parameters
+    ----------
+    indptr : ndarray of int, shape (n_loc + 1,)
+        ``indptr[0] = 0``; ``indptr[loc + 1] - indptr[loc]`` is the field size of ``loc``.
+    indices : ndarray of int, shape (n_pairs,)
+        The fields, each sorted in increasing order, locations in order.
+    channels : int
+        Units per location.
+    n_in : int
+        Size of the layer's input.
+    grid : (int, int)
+        Shape of the grid of locations (``n_loc = grid[0] * grid[1]``), row-major.
+
+    Notes
+    -----
+    Output units are location-major, ``unit = loc * channels + c``, as for
+    :class:`LocalFields`; a layer over these fields has ``n_pairs * channels`` weights.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    channels: int
+    n_in: int
+    grid: tuple[int, int]
+
+    def __post_init__(self):
+        ptr, idx = np.asarray(self.indptr), np.asarray(self.indices)
+        for name, a in (("indptr", ptr), ("indices", idx)):
+            if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
+                raise ValueError(f"{name} must be a 1-D int array, got {a.shape} {a.dtype}")
+        n_loc = self.grid[0] * self.grid[1]
+        if ptr.size != n_loc + 1:
+            raise ValueError(f"indptr has {ptr.size} entries; a {self.grid} grid needs {n_loc + 1}")
+        if ptr[0] != 0 or ptr[-1] != idx.size or np.any(np.diff(ptr) < 1):
+            raise ValueError(
+                "indptr must start at 0, end at len(indices) and give every field "
+                "at least one input"
+            )
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_in):
+            raise ValueError(f"field indices must lie in 0..{self.n_in - 1}")
+        step = np.diff(idx)
+        step[ptr[1:-1] - 1] = 1  # a field may start below the end of the one before
+        if np.any(step <= 0):
+            raise ValueError("every field must list distinct input indices in increasing order")
+        if self.channels < 1:
+            raise ValueError(f"channels must be positive, got {self.channels}")
+
+    @classmethod
+    def from_fields(cls, fields: LocalFields) -> RaggedFields:
+        """The same fields as the fixed-width ``fields`` (:class:`LocalFields`)."""
+        n_loc, f = fields.fields.shape
+        indptr = np.arange(n_loc + 1, dtype=np.int64) * f
+        return cls(
+            indptr,
+            fields.fields.reshape(-1).astype(np.int64),
+            fields.channels,
+            fields.n_in,
+            fields.grid,
+        )
+
+    @property
+    def n_loc(self) -> int:
+        """Number of locations."""
+        return self.indptr.size - 1
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of (location, input) pairs, the sum of the field sizes."""
+        return int(self.indices.size)
+
+    @property
+    def n_out(self) -> int:
+        """Number of units, ``n_loc * channels``."""
+        return self.n_loc * self.channels
+
+    @property
+    def n_weights(self) -> int:
+        """Number of existing weights, ``n_pairs * channels``."""
+        return self.n_pairs * self.channels
+
+    def field_sizes(self) -> np.ndarray:
+        """The fan-in of every location, shape (n_loc,)."""
+        return np.diff(self.indptr)
+
+    def field(self, loc: int) -> np.ndarray:
+        """The sorted inputs that location ``loc`` sees, shape (f_loc,)."""
+        return self.indices[self.indptr[loc] : self.indptr[loc + 1]]
+
+    def pair_locations(self) -> np.ndarray:
+        """The location of every pair, shape (n_pairs,)."""
+        return np.repeat(np.arange(self.n_loc), self.field_sizes())
+
+    def mask(self, dtype=np.float32) -> np.ndarray:
+        """The 0/1 mask, shape (n_in, n_out): ``mask[i, j] = 1`` iff unit ``j`` sees ``i``."""
+        m = np.zeros((self.n_in, self.n_out), dtype=dtype)
+        first = self.pair_locations() * self.channels  # (n_pairs,) first unit of each pair
+        for c in range(self.channels):
+            m[self.indices, first + c] = 1
+        return m
+
+    def flops(self, batch: int) -> tuple[int, int]:
+        """Matmul FLOPs of forward plus weight gradient for ``batch`` rows.
+
+        Returns
+        -------
+        needed, dense : int
+            ``2 * 2 * batch * n_weights`` (the existing weights only) and
+            ``2 * 2 * batch * n_in * n_out`` (the masked-dense products).
+        """
+        return 4 * batch * self.n_weights, 4 * batch * self.n_in * self.n_out
+
+
+def same_size_fields(in_shape, channels: int, k) -> RaggedFields:
+    r"""Centred ``k x k`` fields over a map, truncated at its edge, stride 1 (Sec. 4).
+
+    The layer's map has the size of the map below: location ``(r, q)`` sees every
+    channel of the locations ``(r', q')`` below with :math:`|r' - r| \le (k_h - 1)/2` and
+    :math:`|q' - q| \le (k_w - 1)/2` that lie on the map. For CIFAR-10 (the paper's
+    Sec. 4: 32 x 32 maps, 3 units per location, 11 x 11 fields) an interior unit has
+    :math:`11 \cdot 11 \cdot 3 = 363` inputs and a corner unit :math:`6 \cdot 6 \cdot 3 =
+    108`. The relation is symmetric, so the top-down fields of a map from the map above
+    (same size, same ``k``) are the bottom-up ones turned around: the mask of
+    ``same_size_fields((H, W, C_up), C_low, k)`` is the transpose of that of
+    ``same_size_fields((H, W, C_low), C_up, k)``.
+
+    Parameters
+    ----------
+    in_shape : (H, W) or (H, W, C_in)
+        The map below; the layer's input is its values in row-major order, channel
+        fastest, ``i = (r * W + q) * C_in + c`` (size ``H * W * C_in``).
+    channels : int
+        Units per location, ``C_out``; the output map is ``(H, W, C_out)`` in the same
+        ordering.
+    k : int or (int, int)
+        Field height and width, odd; may exceed the map (every field is then cut to it).
+
+    Returns
+    -------
+    RaggedFields
+        ``n_in = H * W * C_in``, ``n_out = H * W * C_out``, ``grid = (H, W)``.
+    """
+    if len(in_shape) not in (2, 3):
+        raise ValueError(f"in_shape must be (H, W) or (H, W, C_in), got {in_shape!r}")
+    H, W = _pair(in_shape[:2], "in_shape")
+    C = int(in_shape[2]) if len(in_shape) == 3 else 1
+    if C < 1:
+        raise ValueError(f"in_shape must have a positive channel count, got {in_shape!r}")
+    kh, kw = _pair(k, "k")
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f"k must be odd (a centred field), got {k!r}")
+    near_r = np.abs(np.arange(H)[:, None] - np.arange(H)[None, :]) <= kh // 2  # (H, H)
+    near_q = np.abs(np.arange(W)[:, None] - np.arange(W)[None, :]) <= kw // 2  # (W, W)
+    sees = np.kron(near_r, near_q)  # (n_loc, H * W): location (r, q) sees pixel (r', q')
+    sees = np.repeat(sees, C, axis=1)  # (n_loc, n_in), channel fastest
+    loc, indices = np.nonzero(sees)  # row-major: locations in order, fields sorted
+    indptr = np.zeros(H * W + 1, dtype=np.int64)
+    np.cumsum(np.bincount(loc, minlength=H * W), out=indptr[1:])
+    return RaggedFields(indptr, indices.astype(np.int64), int(channels), H * W * C, (H, W))
+
+
+def same_size_mask(in_shape, channels: int, k, dtype=np.float32) -> np.ndarray:
+    """The 0/1 mask (n_in, n_out) of :func:`same_size_fields` (same arguments)."""
+    return same_size_fields(in_shape, channels, k).mask(dtype)
+
+
+def paper_cifar_fields(in_channels: int = 3, channels: int = 3) -> RaggedFields:
+    """One connection between the paper's CIFAR-10 maps (Sec. 4): 32 x 32 x ``in_channels``
+    -> 32 x 32 x ``channels``, 11 x 11 fields truncated at the edge.
+
+    With 3 channels on both sides: 363 inputs per interior unit, 108 at a corner,
+    933,156 weights (a dense 3072 x 3072 layer would have 9,437,184).
+    """
+    return same_size_fields((32, 32, in_channels), channels, 11)
