@@ -402,3 +402,4 @@ class HybridImages:
 
 # Every kind of negative data by its command-line name.
 NEGATIVES = {"random": RandomWrongLabels, "hard": HardWrongLabels, "hybrid": HybridImages}
+WRONG_LABELS = ("random", "hard")  # the kinds of supervised FF (``--negatives``)

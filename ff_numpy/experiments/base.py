@@ -38,6 +38,7 @@ from pathlib import Path
 from ff_numpy import experiments, train
 from ff_numpy.data import load_mnist
 from ff_numpy.experiments.evaluation import shift_averaged_errors, test_errors
+from ff_numpy.experiments.options import check_loss_args
 from ff_numpy.experiments.saved import load_ffnet
 from ff_numpy.model import FFNet
 from ff_numpy.optim import hold_then_linear
@@ -126,6 +127,7 @@ class Experiment:
         """
         if not args.out:
             raise ValueError(f"the {cls.name} experiment needs an output folder (--out DIR)")
+        check_loss_args(args)
         cls.check_args(args)
         return cls.run_on(args, cls.load_data(args))
 

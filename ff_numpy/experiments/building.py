@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ff_numpy.blackbox import BlackBox
+from ff_numpy.loss import make_loss
 from ff_numpy.model import FFNet
 from ff_numpy.optim import make_optimizer
 
@@ -55,6 +56,8 @@ def make_ffnet(args, n_in: int, **options) -> FFNet:
     ``(seed, 1)``."""
     kwargs = {k: getattr(args, k) for k in ("objective", "goodness", "theta", "norm")}
     kwargs["peer_strength"] = args.peer_strength
+    if getattr(args, "loss", "logistic") != "logistic":  # a run without the option: Eq. 1
+        kwargs["loss"] = make_loss(args.loss, alpha=args.alpha)
     kwargs.update(options)
     rng = np.random.default_rng([args.seed, 1])  # initial weights; training draws use seed
     return FFNet(n_in, args.hidden, rng, **kwargs)

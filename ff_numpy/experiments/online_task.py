@@ -16,8 +16,8 @@ from ff_numpy import blas, fast
 from ff_numpy import goodness as gd
 from ff_numpy.experiments.evaluation import ff_errors
 from ff_numpy.experiments.task import LabelledTask
-from ff_numpy.model import NEGATIVES, FFNet
-from ff_numpy.negatives import hard_wrong_labels, random_wrong_labels
+from ff_numpy.model import FFNet
+from ff_numpy.negatives import WRONG_LABELS, hard_wrong_labels, random_wrong_labels
 from ff_numpy.norm import normalize
 
 METHODS = ("oneshot", "minibatch")
@@ -310,8 +310,8 @@ def check_method_options(method, negatives, jump_if, margin, damping, model=None
     """Raise ``ValueError`` naming the first option that does not fit ``method``."""
     if method not in METHODS:
         raise ValueError(f"--method must be one of {METHODS}, got {method!r}")
-    if negatives not in NEGATIVES:
-        raise ValueError(f"--negatives must be one of {NEGATIVES}, got {negatives!r}")
+    if negatives not in WRONG_LABELS:
+        raise ValueError(f"--negatives must be one of {WRONG_LABELS}, got {negatives!r}")
     if jump_if not in JUMP_IF:
         raise ValueError(f"--jump-if must be one of {JUMP_IF}, got {jump_if!r}")
     if not 0 < margin < 1:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 
-from ff_numpy.model import NEGATIVES
+import numpy as np
+
+from ff_numpy.loss import LOSSES
+from ff_numpy.negatives import WRONG_LABELS
 from ff_numpy.norm import SCALES
 
 BOX_KEYS = ("black_box", "box_levels", "box_noise")  # the options of add_box_arguments
@@ -115,12 +118,14 @@ def add_ff_arguments(
     lr: float,
     helps: dict | None = None,
     exclude=(),
+    with_loss: bool = False,
     **defaults,
 ) -> None:
     """The options of a supervised Forward-Forward net and its training.
 
     ``--lr --optimizer --momentum --weight-decay --peer-strength --readout-lr
-    --readout-weight-decay --negatives --objective --goodness --norm --theta``, read by
+    --readout-weight-decay --negatives --objective --goodness --norm --theta --loss
+    --alpha``, read by
     :func:`~ff_numpy.experiments.building.make_ffnet` and
     :func:`~ff_numpy.experiments.building.make_ff_optimizers`.
 
@@ -133,12 +138,15 @@ def add_ff_arguments(
         Help texts replacing the standard ones, by option (``"lr"``, ``"peer_strength"``, ...).
     exclude : iterable of str
         Options this experiment does not have (e.g. ``"negatives"`` for unsupervised FF).
+    with_loss : bool
+        Also offer ``--loss`` and ``--alpha`` (the layer loss, :mod:`ff_numpy.loss`), for
+        experiments whose nets take it (:func:`loss_config` records it).
     **defaults
         Other defaults that differ from the supervised recipe (Hinton's released code):
         ``optimizer="sgd", momentum=0.9, weight_decay=0.001, peer_strength=0.03,
         readout_lr=0.1, readout_weight_decay=0.003, negatives="random", objective="max",
         goodness="ssq", norm=None`` (rms for ssq goodness, mean for sum), ``theta=None``
-        (the number of units of each layer).
+        (the number of units of each layer), ``loss="logistic", alpha=4.0``.
     """
     d = {
         "lr": lr,
@@ -153,6 +161,8 @@ def add_ff_arguments(
         "goodness": "ssq",
         "norm": None,
         "theta": None,
+        "loss": "logistic",
+        "alpha": 4.0,
     }
     unknown = sorted(set(defaults) - set(d))
     if unknown:
@@ -200,7 +210,7 @@ def add_ff_arguments(
         (
             "--negatives",
             "wrong labels: random (uniform) or hard (from the softmax; default: {negatives})",
-            {"choices": NEGATIVES},
+            {"choices": WRONG_LABELS},
         ),
         (
             "--objective",
@@ -219,9 +229,37 @@ def add_ff_arguments(
             "goodness threshold (default: number of units of each layer)",
             {"type": float},
         ),
+        (
+            "--loss",
+            "layer loss: logistic (Eq. 1, against theta) or symba (softplus of the scaled "
+            "goodness difference of each positive/negative pair, no theta; "
+            "default: {loss})",
+            {"choices": sorted(LOSSES)},
+        ),
+        (
+            "--alpha",
+            "scale of the goodness difference of --loss symba (default: {alpha})",
+            {"type": float},
+        ),
     ]
-    options = [o for o in options if o[0][2:].replace("-", "_") not in set(exclude)]
+    exclude = set(exclude) | (set() if with_loss else {"loss", "alpha"})
+    options = [o for o in options if o[0][2:].replace("-", "_") not in exclude]
     _add_options(p, options, d, helps)
+
+
+def check_loss_args(args) -> None:
+    """Raise ``ValueError`` naming ``--alpha`` unless it is finite and positive (when the
+    run has a ``--loss`` other than the logistic one)."""
+    if getattr(args, "loss", "logistic") != "logistic":
+        ok = bool(np.isfinite(args.alpha) and args.alpha > 0)
+        check_ranges(("--alpha", args.alpha, ok, "finite and > 0"))
+
+
+def loss_config(args) -> dict:
+    """``--loss`` and ``--alpha`` for the run's configuration, only when the loss is not
+    Eq. 1's logistic one (a run without them, old or new, is a logistic run)."""
+    loss = getattr(args, "loss", "logistic")
+    return {} if loss == "logistic" else {"loss": loss, "alpha": args.alpha}
 
 
 def add_eval_every_argument(p: argparse.ArgumentParser, default: int = 5) -> None:

@@ -21,6 +21,7 @@ from ff_numpy.experiments.options import (
     add_eval_every_argument,
     add_ff_arguments,
     add_run_shape_arguments,
+    loss_config,
 )
 from ff_numpy.experiments.task import LabelledTask
 from ff_numpy.negatives import jitter as jitter_images
@@ -106,7 +107,7 @@ class Supervised(Experiment):
     @staticmethod
     def add_arguments(p: argparse.ArgumentParser) -> None:
         add_run_shape_arguments(p, hidden=[2000, 2000, 2000, 2000], epochs=60, track_test=True)
-        add_ff_arguments(p, lr=0.003)
+        add_ff_arguments(p, lr=0.003, with_loss=True)
         add_eval_every_argument(p)
         p.add_argument(
             "--jitter",
@@ -151,4 +152,4 @@ class Supervised(Experiment):
 
     @staticmethod
     def resolved_options(args) -> dict:
-        return {"norm": args.norm or DEFAULT_SCALE[args.goodness]}
+        return {"norm": args.norm or DEFAULT_SCALE[args.goodness], **loss_config(args)}

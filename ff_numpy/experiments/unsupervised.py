@@ -16,7 +16,11 @@ from ff_numpy.experiments import register
 from ff_numpy.experiments.base import Experiment
 from ff_numpy.experiments.building import make_ff_optimizers, make_ffnet, splits
 from ff_numpy.experiments.evaluation import error_rate, softmax_errors
-from ff_numpy.experiments.options import add_ff_arguments, add_run_shape_arguments
+from ff_numpy.experiments.options import (
+    add_ff_arguments,
+    add_run_shape_arguments,
+    loss_config,
+)
 from ff_numpy.experiments.task import LabelledTask
 from ff_numpy.negatives import N_BLUR
 from ff_numpy.norm import DEFAULT_SCALE
@@ -82,7 +86,7 @@ class Unsupervised(Experiment):
             track_test=True,
             helps=cls.shape_helps,
         )
-        add_ff_arguments(p, lr=cls.default_lr, exclude=("negatives",))
+        add_ff_arguments(p, lr=cls.default_lr, exclude=("negatives",), with_loss=True)
         p.add_argument(
             "--score-layers",
             type=int,
@@ -110,7 +114,8 @@ class Unsupervised(Experiment):
     def resolved_options(args) -> dict:
         n = len(args.hidden)
         score = args.score_layers or list(range(max(0, n - 3), n))
-        return {"norm": args.norm or DEFAULT_SCALE[args.goodness], "score_layers": score}
+        norm = args.norm or DEFAULT_SCALE[args.goodness]
+        return {"norm": norm, "score_layers": score, **loss_config(args)}
 
     @classmethod
     def build(cls, args, data):
