@@ -52,14 +52,31 @@ from ff_numpy.validate import check_labels, check_matrix, copy_state
 class FFNet:
     """A supervised Forward-Forward network of :class:`~ff_numpy.layers.Dense` layers.
 
+    A net is composed from parts, each with one interface: its ``layers`` (any layer of
+    :mod:`ff_numpy.layers`), a ``goodness`` (:mod:`ff_numpy.goodness`), a ``loss``
+    (:mod:`ff_numpy.loss`) and its ``negatives`` (:mod:`ff_numpy.negatives`). Either give
+    the layers, ``FFNet(layers=[Dense(784, 500, rng), Dense(500, 500, rng)])``, or their
+    sizes, ``FFNet(784, [500, 500], rng)``, and the net builds dense layers (or the
+    paper's local ones, ``local="paper"``).
+
     Parameters
     ----------
     n_in : int
-        Input size (784 for MNIST).
+        Input size (784 for MNIST); taken from ``layers`` when they are given.
     hidden : sequence of int
-        Hidden layer sizes, e.g. ``(2000, 2000, 2000, 2000)``.
+        Hidden layer sizes, e.g. ``(2000, 2000, 2000, 2000)``; or ``layers``.
     rng : numpy.random.Generator
-        Draws the initial weights.
+        Draws the initial weights (not needed with ``layers``).
+    layers : list of layers, optional
+        The hidden layers themselves (``forward``/``local_grads``; any mix of
+        :class:`~ff_numpy.layers.Dense`, :class:`~ff_numpy.layers.Masked`,
+        :class:`~ff_numpy.locally_connected.Local`); each layer's ``n_out`` must be the
+        next one's ``n_in``.
+    loss : loss part, optional
+        ``L(G, s, theta)`` and ``dL_dG``; default :class:`ff_numpy.loss.Logistic` (Eq. 1).
+    negatives : str or negative-data part, optional
+        ``make(x, labels, rng, q)``; default ``"random"`` wrong labels (supervised) or
+        ``"hybrid"`` images (unsupervised). :meth:`train_step` may override it per step.
     label_code : LabelCode, optional
         Where the label is written; default the first ``n_classes`` inputs.
     n_classes : int
@@ -78,7 +95,7 @@ class FFNet:
         sizes (2048, 1980, 2048).
     objective : {"max", "min"}
         Whether positive data should have high (``"max"``) or low goodness.
-    goodness : {"ssq", "sum"}
+    goodness : {"ssq", "sum"} or goodness part
         Sum of squared activities (the paper) or of the activities (unsquared, Sec. 10).
     goodness_per : {"layer", "location"}
         Where the goodness is taken: over all of a layer's units (the paper's dense nets),
@@ -164,8 +181,9 @@ class FFNet:
         if not hidden or min(hidden) < 1:
             raise ValueError(f"hidden must list at least one positive layer size, got {hidden}")
         self.objective = gd.check_objective(objective)
-        self.goodness = gd.check_kind(goodness)
-        self.goodness_fn = gd.make_goodness(goodness)  # G(y) and dL_dy
+        # the goodness part: G(y) and dL_dy; given as a part or by name ("ssq", "sum")
+        self.goodness_fn = goodness if hasattr(goodness, "G") else gd.make_goodness(goodness)
+        self.goodness = self.goodness_fn.name  # saved in config(); from_config looks it up
         self.loss = lossmod.make_loss() if loss is None else loss  # L(G) and dL_dG
         self.norm = check_scale(norm or self.goodness_fn.norm)
         self.supervised = bool(supervised)

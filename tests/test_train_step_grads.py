@@ -221,3 +221,36 @@ def test_composed_net_checks_that_layers_stack():
         FFNet(layers=[Dense(20, 9, rng), Dense(8, 7, rng)])
     net = FFNet(layers=[Dense(20, 9, rng), Dense(9, 7, rng)])
     assert net.hidden == [9, 7] and net.n_in == 20
+
+
+class _MeanSquare:
+    """A goodness defined in a test, to show that a new goodness is one class:
+    G = mean_j y_j^2, dG/dy = 2 y / n."""
+
+    name = "mean_square"
+    norm = "rms"
+
+    def G(self, y, starts=None):
+        return np.einsum("bj,bj->b", y, y) / y.shape[1]
+
+    def dL_dy(self, y, dL_dG, starts=None):
+        return y * (2.0 * dL_dG / y.shape[1])[:, None]
+
+
+def test_a_new_goodness_is_one_class():
+    autograd = pytest.importorskip("autograd", reason="the test extra (pip install -e .[test])")
+    anp = pytest.importorskip("autograd.numpy")
+    rng = np.random.default_rng(0)
+    layers = [Dense(N_IN, 9, rng, np.float64), Dense(9, 7, rng, np.float64)]
+    net = FFNet(layers=layers, goodness=_MeanSquare(), theta=0.3, dtype=np.float64)
+    grads, old, inputs = _step_and_reference(net)
+    s = gd.sign(np.arange(2 * B) < B, "max")
+    for l, ((W, b), X) in enumerate(zip(old, inputs)):
+
+        def f(W, b, X=X):
+            y = anp.maximum(anp.dot(X, W) + b, 0.0)
+            G = anp.mean(y * y, axis=1)
+            return anp.sum(anp.logaddexp(0.0, -s * (G - 0.3))) / B
+
+        assert_close(grads[f"layer{l}"]["W"], autograd.grad(f, 0)(W, b), AUTOGRAD_TOL, "W")
+        assert_close(grads[f"layer{l}"]["b"], autograd.grad(f, 1)(W, b), AUTOGRAD_TOL, "b")
