@@ -8,13 +8,16 @@ import pytest
 from ff_numpy.optim import SGD, Adam, hold_then_linear, linear_warmup, make_optimizer
 
 
+@pytest.mark.parametrize("order", ["C", "F"])  # C: the in-place BLAS kernel; F: plain NumPy
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize(
     "momentum,dampening,wd", [(0.0, 0.0, 0.0), (0.9, 0.9, 1e-3), (0.5, 0.0, 0.1)]
 )
-def test_sgd_matches_formula(seed, momentum, dampening, wd):
+def test_sgd_matches_formula(seed, momentum, dampening, wd, order):
+    """Both ways SGD computes its step (BLAS axpy in place for C-contiguous float arrays,
+    plain NumPy otherwise) equal the formula in float64 to 1e-12."""
     rng = np.random.default_rng(seed)
-    W = rng.standard_normal((3, 4))
+    W = np.asarray(rng.standard_normal((3, 4)), order=order)
     opt = SGD(0.1, momentum=momentum, dampening=dampening, weight_decay=wd)
     ref_W, v = W.copy(), np.zeros_like(W)
     for step in range(4):
@@ -26,6 +29,33 @@ def test_sgd_matches_formula(seed, momentum, dampening, wd):
         ref_W = ref_W - 0.1 * scale * v
         opt.step("W", W, g.copy(), lr_scale=scale)
         np.testing.assert_allclose(W, ref_W, rtol=1e-12, atol=1e-14)
+
+
+def test_update_decays_matrices_not_biases_and_keys_slots_by_prefix():
+    rng = np.random.default_rng(0)
+    params = {"W": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}
+    W0, b0 = params["W"].copy(), params["b"].copy()
+    opt = SGD(0.1, momentum=0.9, dampening=0.9, weight_decay=0.5)
+    opt.update(params, {"W": np.zeros((3, 4)), "b": np.zeros(4)}, 1.0, prefix="layer0.")
+    np.testing.assert_allclose(params["W"], W0 - 0.1 * 0.1 * 0.5 * W0, rtol=1e-12)
+    np.testing.assert_array_equal(params["b"], b0)  # zero gradient, no decay: unchanged
+    assert set(opt.slots) == {"layer0.W", "layer0.b"}
+
+
+def test_scale_rows_equals_plain_numpy_but_for_subnormal_factors():
+    from ff_numpy import blas
+
+    rng = np.random.default_rng(3)
+    y = rng.standard_normal((5, 7))
+    f = rng.standard_normal(5)
+    np.testing.assert_allclose(blas.scale_rows(y, f), y * f[:, None], rtol=1e-15, atol=0)
+    F = rng.standard_normal((5, 7))
+    np.testing.assert_allclose(blas.scale_rows(y, F), y * F, rtol=1e-15, atol=0)
+    y32 = y.astype(np.float32)
+    f[1] = 1e-41  # subnormal in float32: that row's factor is set to zero
+    out = blas.scale_rows(y32, f)
+    assert out.dtype == np.float32 and not out[1].any()
+    np.testing.assert_allclose(out[[0, 2, 3, 4]], (y32 * f[:, None])[[0, 2, 3, 4]], rtol=1e-6)
 
 
 def test_sgd_no_decay_on_biases():
