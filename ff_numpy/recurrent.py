@@ -18,22 +18,35 @@ layers are updated from the odd ones and then the odd layers from the new even o
 (one even-then-odd sweep is one iteration).
 
 Learning is Forward-Forward at every hidden layer and iteration: the goodness of the
-damped state (the activity before normalisation), :math:`G = \sum_j y_j^2`, enters the
-loss of Eq. 1, and its gradient is taken with everything the update *read* held
-constant: the normalised states below and above, and the layer's own previous state.
-So for one layer at one iteration (per example; derivations Sec. 17)
+damped state (the activity before normalisation), by default :math:`G = \sum_j y_j^2`,
+enters the layer loss (by default Eq. 1's logistic loss), and its gradient is taken with
+everything the update *read* held constant: the normalised states below and above, and
+the layer's own previous state. So for one layer at one iteration (per example;
+derivations Sec. 17)
 
 .. code-block:: text
 
-    a = h_below W_up + h_above W_down + b     # (B, n_below) @ (n_below, n)
+    a = h_below W_up + h_above W_down + b     # up.linear(h_below) + down.linear(h_above)
+                                              #  (B, n_below) @ (n_below, n)
                                               #  + (B, n_above) @ (n_above, n)
     y = d y_prev + (1 - d) relu(a)
-    G = sum_j y_j^2
-    dL_dy = 2 y dL_dG
+    G = goodness.G(y)                         # sum_j y_j^2 (Eq. 1), or sum_j y_j
+    L = loss.L(G, s, theta)                   # softplus(-s (G - theta)) (Eq. 1), or SymBa
+    dL_dG = loss.dL_dG(G, s, theta)
+    dL_dy = goodness.dL_dy(y, dL_dG)          # 2 y dL_dG for the sum of squares
     dL_da = dL_dy (1 - d) [a > 0]
-    dL_dW_up   = h_below^T dL_da              # (n_below, B) @ (B, n) -> (n_below, n)
-    dL_dW_down = h_above^T dL_da              # (n_above, B) @ (B, n) -> (n_above, n)
+    dL_dW_up   = up.weight_grad(h_below, dL_da)      # h_below^T dL_da: (n_below, n)
+    dL_dW_down = down.weight_grad(h_above, dL_da)    # h_above^T dL_da: (n_above, n)
     dL_db      = sum_rows dL_da
+
+with ``s`` the sign of each row (:func:`ff_numpy.goodness.sign`): the max/min objective
+lives only there. Each connection (``up[l]``, ``down[l]``, the label's connection
+``down[L - 1]``) is any layer of the library's interface (:class:`~ff_numpy.layers.Dense`,
+:class:`~ff_numpy.layers.Masked`, :class:`ff_numpy.locally_connected.Local`): the net
+calls only its ``linear`` (``x W``, or ``out + x W``), ``weight_grad`` (``x^T dL_da`` in
+the layer's own layout of ``W``), ``params``, ``n_in`` and ``n_out``, so a locally
+connected layer that stores only its existing weights serves as well as a dense one
+(the CIFAR-10 net of Sec. 4 and Table 1: local fields bottom-up and top-down).
 
 No gradient with respect to any state is ever formed, so nothing flows back in time
 (no backpropagation through time) and nothing flows between layers. The training loss
@@ -52,8 +65,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ff_numpy import blas
 from ff_numpy import goodness as gd
+from ff_numpy import loss as lossmod
 from ff_numpy.layers import Dense
 from ff_numpy.negatives import hard_wrong_labels, random_wrong_labels
 from ff_numpy.norm import PeerNorm, check_scale, normalize
@@ -93,16 +106,19 @@ def damped_step(a: np.ndarray, y_prev: np.ndarray, damping: float) -> tuple[np.n
 
 
 def dL_da_damped(
-    y: np.ndarray, r: np.ndarray, dL_dG: np.ndarray, damping: float, out=None
+    y: np.ndarray, r: np.ndarray, dL_dG: np.ndarray, damping: float, out=None, goodness=None
 ) -> np.ndarray:
     r"""Derivative of the layer loss with respect to the pre-activations, with the
-    previous state held constant.
+    previous state held constant (Sec. 3.4).
 
     .. math::
-        G = \sum_j y_j^2, \quad y = d\, y_{prev} + (1 - d) \operatorname{relu}(a)
+        y = d\, y_{prev} + (1 - d) \operatorname{relu}(a)
         \;\Rightarrow\;
-        \frac{\partial L}{\partial a_{nj}} = \frac{\partial L_n}{\partial G_n}\,
-        2 y_{nj}\, (1 - d)\, [a_{nj} > 0]
+        \frac{\partial L}{\partial a_{nj}} = \frac{\partial L}{\partial y_{nj}}\,
+        (1 - d)\, [a_{nj} > 0]
+
+    with :math:`\partial L / \partial y` from the goodness (``goodness.dL_dy``):
+    :math:`\partial L_n / \partial G_n \cdot 2 y_{nj}` for the sum of squares.
 
     Parameters
     ----------
@@ -111,19 +127,27 @@ def dL_da_damped(
     r : ndarray, shape (B, n)
         From :func:`damped_step`: positive exactly where :math:`a > 0`.
     dL_dG : ndarray, shape (B,)
+        Derivative of the layer loss with respect to each row's goodness.
     damping : float
     out : ndarray, shape (B, n), optional
+    goodness : goodness part, optional
+        :func:`ff_numpy.goodness.make_goodness` (default the sum of squares).
 
     Returns
     -------
     dL_da : ndarray, shape (B, n)
+        No subnormal entry: a row factor small enough to make one is zero
+        (:func:`ff_numpy.blas.row_factor`, inside the goodness' ``dL_dy``).
     """
-    # G = sum_j y_j^2                    =>  dL/dy = 2 y dL/dG
-    # y = d y_prev + (1 - d) relu(a)     =>  dy/da = (1 - d) [a > 0]   (y_prev constant)
-    scale = blas.row_factor(2.0 * (1.0 - damping) * dL_dG, y.dtype)  # no subnormals
-    out = np.multiply(y, scale[:, None], out=out)
-    np.multiply(out, r > 0, out=out)  # ReLU'(a) = [a > 0]
-    return out
+    goodness = _SUM_OF_SQUARES if goodness is None else goodness
+    # y = d y_prev + (1 - d) relu(a)  =>  dL/da = dL/dy (1 - d) [a > 0]   (y_prev constant)
+    # dL/dy is linear in dL/dG (row n scales by dL/dG_n), so the constant (1 - d) rides
+    # in the row factor: one pass over (B, n) instead of two.
+    dL_dy_1md = goodness.dL_dy(y, (1.0 - damping) * dL_dG)  # (1 - d) dL/dy: (B, n)
+    return np.multiply(dL_dy_1md, r > 0, out=out)  # ReLU'(a) = [a > 0]
+
+
+_SUM_OF_SQUARES = gd.make_goodness("ssq")
 
 
 def _wrong_labels(negatives, q, labels, n_classes, rng, floor):
@@ -171,9 +195,17 @@ class RecurrentFFNet:
         top-down input then to learn to cancel the bottom-up input).
     theta : float or sequence of float, optional
         Threshold of each hidden layer; default its number of units (for ``"rms"``).
-    norm : {"rms", "l2"}
+        Not used by a loss without threshold (SymBa).
+    goodness : {"ssq", "sum"} or goodness part
+        The goodness of a damped state (:func:`ff_numpy.goodness.make_goodness`): the sum
+        of squared activities (Eq. 1, the default) or of the activities (Sec. 10).
+    loss : loss part, optional
+        The layer loss (:func:`ff_numpy.loss.make_loss`); default the logistic loss of
+        Eq. 1, :class:`ff_numpy.loss.Logistic`.
+    norm : {"rms", "l2", "mean", "l1"}, optional
         The length normalisation of the image, the label and every state before it is
-        read (``"rms"`` as in Hinton's code).
+        read; default the one that goes with the goodness (``"rms"`` for the sum of
+        squares, as in Hinton's code; ``"mean"`` for the unsquared goodness).
     peer_strength : float
         Peer normalisation (:class:`ff_numpy.norm.PeerNorm`) on the positive rows of every
         loss iteration; 0 turns it off. The rule's term :math:`\lambda (m_j - \bar m) / B`
@@ -190,11 +222,19 @@ class RecurrentFFNet:
     up, down : sequence of layers, optional
         The connections, one per hidden layer: ``up[l]`` maps the layer below (image or
         hidden) to hidden layer ``l`` and holds its bias; ``down[l]`` maps the layer
-        above (hidden or label) to it. Any layer type with ``W``, ``linear`` and
-        ``weight_grad`` (:class:`~ff_numpy.layers.Dense`,
-        :class:`~ff_numpy.layers.Masked`); default dense layers. The bias of a ``down``
-        layer is not used.
+        above (hidden, or the label for the top layer) to it. Any layer of the library's
+        interface (``n_in``, ``n_out``, ``linear``, ``weight_grad``, ``params``, ``W`` and
+        ``b`` of ``dtype``): :class:`~ff_numpy.layers.Dense`,
+        :class:`~ff_numpy.layers.Masked`, :class:`ff_numpy.locally_connected.Local`
+        (whose ``W`` holds only the existing weights); default dense layers, drawn from
+        ``rng``. The bias of a ``down`` layer is not used.
     dtype : numpy dtype
+
+    Attributes
+    ----------
+    goodness_fn, loss
+        The goodness and loss parts; :attr:`goodness` is the goodness' name.
+    up, down : list of layers
     """
 
     def __init__(
@@ -213,7 +253,9 @@ class RecurrentFFNet:
         skip_first: bool = False,
         objective: str = "max",
         theta=None,
-        norm: str = "rms",
+        goodness="ssq",
+        loss=None,
+        norm: str | None = None,
         peer_strength: float = 0.0,
         hard_floor: float = 0.0,
         readout_layers=None,
@@ -246,8 +288,9 @@ class RecurrentFFNet:
             )
         if skip_first and len(hidden) < 2:
             raise ValueError("skip_first needs at least two hidden layers")
-        if norm not in ("rms", "l2"):
-            raise ValueError(f"the recurrent net uses 'rms' or 'l2' normalisation, got {norm!r}")
+        self.goodness_fn = gd.make_goodness(goodness) if isinstance(goodness, str) else goodness
+        self.goodness = self.goodness_fn.name
+        self.loss = lossmod.make_loss() if loss is None else loss  # L(G, s, theta), dL_dG
         self.n_in, self.hidden, self.n_classes = int(n_in), hidden, int(n_classes)
         self.damping = float(damping)
         self.iterations = int(iterations)
@@ -257,7 +300,7 @@ class RecurrentFFNet:
         self.average_iterations = (lo, hi)
         self.skip_first = bool(skip_first)
         self.objective = gd.check_objective(objective)
-        self.norm = check_scale(norm)
+        self.norm = check_scale(norm or self.goodness_fn.norm)
         self.dtype = np.dtype(dtype)
         L = len(hidden)
         if theta is None:
@@ -276,10 +319,16 @@ class RecurrentFFNet:
             down = [Dense(a, n, rng, dtype) for a, n in zip(above, hidden)]
         self.down = list(down)
         for name, layers, sizes in (("up", self.up, below), ("down", self.down, above)):
-            shapes = [tuple(layer.W.shape) for layer in layers]
-            if shapes != list(zip(sizes, hidden)):
-                raise ValueError(
-                    f"{name} layers must have shapes {list(zip(sizes, hidden))}, got {shapes}"
+            # (n_in, n_out), not W.shape: a local layer stores only its existing weights
+            expected = list(zip(sizes, hidden))
+            got = [(layer.n_in, layer.n_out) for layer in layers]
+            if got != expected:
+                raise ValueError(f"{name} layers must map (n_in, n_out) = {expected}, got {got}")
+            dtypes = {np.dtype(a.dtype) for layer in layers for a in layer.params().values()}
+            if dtypes != {self.dtype}:
+                raise TypeError(
+                    f"{name} layers must hold {self.dtype} arrays (the net's dtype), got "
+                    f"{sorted(str(d) for d in dtypes)}"
                 )
         self.peer_strength = float(peer_strength)
         self.peers = [PeerNorm(h, peer_strength) if peer_strength else None for h in hidden]
@@ -475,10 +524,11 @@ class RecurrentFFNet:
             first, last = self.loss_ranges[l]
             if not first <= t <= last:
                 return
-            G = gd.goodness(y)  # (2B,): goodness of the damped state, before normalisation
-            loss_sums[l] += float(gd.layer_loss(G, self.theta[l], s).sum() / B)
-            dL_dG = gd.dL_dG(G, self.theta[l], s) / B  # mean over the B pairs
-            dL_da = dL_da_damped(y, r, dL_dG, d, out=D[l][t - 1])  # (2B, n_l)
+            G = self.goodness_fn.G(y)  # (2B,): goodness of the damped state, before norm
+            loss_sums[l] += float(self.loss.L(G, s, self.theta[l]).sum() / B)
+            dL_dG = self.loss.dL_dG(G, s, self.theta[l]) / B  # mean over the B pairs
+            # dL/da = dL/dy (1 - d) [a > 0], into this iteration's preallocated rows
+            dL_da = dL_da_damped(y, r, dL_dG, d, out=D[l][t - 1], goodness=self.goodness_fn)
             if self.peers[l] is not None:  # footnote 9, on the positive rows
                 self.peers[l].update(y[:B])
                 dL_da[:B] += (self.peers[l].dL_da() / B).astype(self.dtype)
@@ -551,24 +601,48 @@ class RecurrentFFNet:
         Returns
         -------
         out : dict
-            ``"loss"`` (sum over rows), ``"W_up"``, ``"W_down"``, ``"b"``.
+            ``"loss"`` (sum over rows, or over pairs for a pairwise loss), ``"W_up"``,
+            ``"W_down"`` (each in its layer's layout of ``W``), ``"b"``.
         """
         a = self.up[l].linear(h_below)  # (B, n_below) @ (n_below, n) -> (B, n)
         self.down[l].linear(h_above, out=a, accumulate=True)  # + (B, n_above) @ (n_above, n)
         a += self.up[l].b
         y, r = damped_step(a, np.array(y_prev, dtype=self.dtype), self.damping)
-        G = gd.goodness(y)
-        dL_da = dL_da_damped(y, r, gd.dL_dG(G, self.theta[l], s), self.damping)
+        G = self.goodness_fn.G(y)  # (B,)
+        dL_dG = self.loss.dL_dG(G, s, self.theta[l])  # (B,)
+        dL_da = dL_da_damped(y, r, dL_dG, self.damping, goodness=self.goodness_fn)
         return {
-            "loss": float(gd.layer_loss(G, self.theta[l], s).sum()),
+            "loss": float(self.loss.L(G, s, self.theta[l]).sum()),
             "W_up": self.up[l].weight_grad(h_below, dL_da),  # (n_below, B) @ (B, n)
             "W_down": self.down[l].weight_grad(h_above, dL_da),  # (n_above, B) @ (B, n)
             "b": dL_da.sum(axis=0),
         }
 
+    def connections(self) -> dict[str, dict[str, np.ndarray]]:
+        """The trainable arrays of every connection, by connection and parameter name.
+
+        ``{"up0": {"W": ..., "b": ...}, "down0": {"W": ...}, ...}`` (bottom to top): the
+        ``params()`` of each ``up`` layer, and the weights of each ``down`` layer (its
+        bias is not used). ``"up0" + "." + "W"`` is the key of the gradient in
+        :meth:`unroll_grads` and of the optimiser's state for that array.
+        """
+        out = {}
+        for l in range(len(self.hidden)):
+            out[f"up{l}"] = self.up[l].params()
+            out[f"down{l}"] = {"W": self.down[l].W}
+        return out
+
     def train_step(
-        self, x, labels, rng, opt, readout_opt, lr_scale: float = 1.0, negatives: str = "hard"
-    ) -> dict[str, float]:
+        self,
+        x,
+        labels,
+        rng,
+        opt,
+        readout_opt,
+        lr_scale: float = 1.0,
+        negatives: str = "hard",
+        return_grads: bool = False,
+    ) -> dict:
         """One update of the readout and of every connection from one mini-batch.
 
         1. Iteration 0 (no label) gives the readout's features: one cross-entropy step
@@ -576,12 +650,31 @@ class RecurrentFFNet:
         2. A wrong label per image, drawn from ``q`` without the true label (``"hard"``,
            with :attr:`hard_floor` of uniform draws) or uniformly (``"random"``).
         3. The damped iterations on the positive and negative rows, with every layer's
-           local gradient accumulated (:meth:`unroll_grads`), then one optimiser step.
+           local gradient accumulated (:meth:`unroll_grads`), then one optimiser step
+           per connection (``opt.update``, its state keyed ``"up{l}.W"``, ``"up{l}.b"``,
+           ``"down{l}.W"``; weight decay on the weights only).
+
+        Parameters
+        ----------
+        x : ndarray, shape (B, n_in)
+        labels : ndarray of int, shape (B,)
+        rng : numpy.random.Generator
+            Draws the wrong labels.
+        opt, readout_opt : ff_numpy.optim.Optimizer
+            Optimisers of the connections and of the readout.
+        lr_scale : float
+            The schedule's factor.
+        negatives : {"hard", "random"}
+        return_grads : bool
+            Also return every connection's gradient as applied, summed over the loss
+            iterations (copies, taken before the optimiser's step, in each layer's layout
+            of ``W``): ``losses["grads"]["up0"]["W"]``, keyed as :meth:`connections`.
 
         Returns
         -------
         losses : dict
-            ``"softmax"`` and ``"layer{l}"``.
+            ``"softmax"`` and ``"layer{l}"`` (the layer's loss per pair, averaged over its
+            loss iterations); ``"grads"`` with ``return_grads``.
         """
         if negatives not in NEGATIVES:
             raise ValueError(f"unknown negatives {negatives!r}: expected one of {NEGATIVES}")
@@ -590,15 +683,19 @@ class RecurrentFFNet:
         X = self.image_input(x)
         ys, image_term = self.initial_pass(X)
         loss_sm, dL_dV, dL_dc, q = self.readout.loss_and_grads(self._features(ys), labels)
-        readout_opt.step("readout.V", self.readout.V, dL_dV, lr_scale)
-        readout_opt.step("readout.c", self.readout.c, dL_dc, lr_scale, decay=False)
+        readout_opt.update(self.readout.params(), {"V": dL_dV, "c": dL_dc}, lr_scale, "readout.")
         wrong = _wrong_labels(negatives, q, labels, self.n_classes, rng, self.hard_floor)
         grads, losses = self._unroll_grads(X, ys, image_term, labels, wrong)
-        for l in range(len(self.hidden)):
-            opt.step(f"up{l}.W", self.up[l].W, grads[f"up{l}.W"], lr_scale)
-            opt.step(f"up{l}.b", self.up[l].b, grads[f"up{l}.b"], lr_scale, decay=False)
-            opt.step(f"down{l}.W", self.down[l].W, grads[f"down{l}.W"], lr_scale)
-        return {"softmax": loss_sm, **losses}
+        applied = {}
+        for name, params in self.connections().items():
+            g = {k: grads[f"{name}.{k}"] for k in params}  # dL/dW, dL/db summed over t
+            if return_grads:  # copies: the optimiser may use its gradients as scratch
+                applied[name] = {k: v.copy() for k, v in g.items()}
+            opt.update(params, g, lr_scale, prefix=f"{name}.")  # decay on W only
+        out = {"softmax": loss_sm, **losses}
+        if return_grads:
+            out["grads"] = applied
+        return out
 
     # ------------------------------------------------------------------ classification
     def goodness_trace(
@@ -640,7 +737,7 @@ class RecurrentFFNet:
 
             def record(t, l, y, r, h_below, h_above, G=G, nb=nb):
                 if l in scored:  # (C nb,) -> (nb, C)
-                    g = gd.goodness(y).reshape(C, nb).T
+                    g = self.goodness_fn.G(y).reshape(C, nb).T
                     if per_layer:
                         G[:, :, t - 1, l] = g
                     else:
@@ -667,8 +764,13 @@ class RecurrentFFNet:
 
     # ------------------------------------------------------------------ config / state
     def config(self) -> dict:
-        """Everything needed to rebuild the net (JSON-serialisable); dense layers only."""
-        return {
+        """Everything needed to rebuild the net (JSON-serialisable).
+
+        The connections' layer types are recorded (``"connections"``) when any is not
+        :class:`~ff_numpy.layers.Dense`; such layers are built by the caller and passed
+        to :meth:`from_config`. The loss is recorded when it is not Eq. 1's logistic.
+        """
+        cfg = {
             "kind": "recurrent",
             "n_in": self.n_in,
             "hidden": self.hidden,
@@ -682,37 +784,85 @@ class RecurrentFFNet:
             "skip_first": self.skip_first,
             "objective": self.objective,
             "theta": self.theta,
+            "goodness": self.goodness,
             "norm": self.norm,
             "peer_strength": self.peer_strength,
             "hard_floor": self.hard_floor,
             "readout_layers": self.readout_layers,
             "dtype": self.dtype.name,
         }
+        if self.loss.name != "logistic":
+            cfg["loss"] = self.loss.config()
+        types = self._connection_types()
+        if any(t != "Dense" for kind in types.values() for t in kind):
+            cfg["connections"] = types
+        return cfg
+
+    def _connection_types(self) -> dict[str, list[str]]:
+        return {
+            "up": [type(layer).__name__ for layer in self.up],
+            "down": [type(layer).__name__ for layer in self.down],
+        }
 
     @classmethod
-    def from_config(cls, cfg: dict, rng: np.random.Generator | None = None) -> RecurrentFFNet:
-        """Rebuild from :meth:`config` (then load the weights with :meth:`load_state`)."""
+    def from_config(
+        cls, cfg: dict, rng: np.random.Generator | None = None, up=None, down=None
+    ) -> RecurrentFFNet:
+        """Rebuild from :meth:`config` (then load the weights with :meth:`load_state`).
+
+        Parameters
+        ----------
+        cfg : dict
+            From :meth:`config` (a configuration without ``"goodness"`` or ``"loss"``
+            means the sum of squares and the logistic loss).
+        rng : numpy.random.Generator, optional
+            Draws the dense connections that are not given.
+        up, down : sequence of layers, optional
+            The connections, required where the configuration lists a type other than
+            ``Dense`` (``cfg["connections"]``), built as for the saved net.
+        """
         kwargs = {
             k: v
             for k, v in cfg.items()
-            if k not in ("kind", "n_in", "hidden", "n_classes", "dtype")
+            if k not in ("kind", "n_in", "hidden", "n_classes", "dtype", "loss", "connections")
         }
-        return cls(
+        types = cfg.get("connections", {})
+        for name, given in (("up", up), ("down", down)):
+            needed = [t for t in types.get(name, []) if t != "Dense"]
+            if needed and given is None:
+                raise ValueError(
+                    f"the saved net's {name} connections are {types[name]}: build them as "
+                    f"for that net and pass them, from_config(cfg, {name}=[...])"
+                )
+        net = cls(
             cfg["n_in"],
             cfg["hidden"],
             cfg["n_classes"],
             rng or np.random.default_rng(0),
             dtype=np.dtype(cfg["dtype"]),
+            loss=lossmod.make_loss(**cfg.get("loss", {"name": "logistic"})),
+            up=up,
+            down=down,
             **kwargs,
         )
+        built = net._connection_types()
+        for name in ("up", "down"):
+            if name in types and types[name] != built[name]:
+                raise ValueError(
+                    f"the saved net's {name} connections are {types[name]}, the given ones "
+                    f"{built[name]}"
+                )
+        return net
 
     def state(self) -> dict[str, np.ndarray]:
-        """All learned arrays by name (the unused biases of the ``down`` layers left out)."""
+        """All learned arrays by name (the unused biases of the ``down`` layers left out):
+        ``"up{l}.W"``, ``"up{l}.b"``, ``"down{l}.W"`` (:meth:`connections`), the peer
+        normalisation's running means and the readout."""
         out = {}
+        connections = self.connections()
         for l in range(len(self.hidden)):
-            out[f"up{l}.W"] = self.up[l].W
-            out[f"up{l}.b"] = self.up[l].b
-            out[f"down{l}.W"] = self.down[l].W
+            for name in (f"up{l}", f"down{l}"):
+                out.update({f"{name}.{k}": v for k, v in connections[name].items()})
             if self.peers[l] is not None:
                 out[f"layer{l}.peer_mean"] = self.peers[l].mean
         out["readout.V"] = self.readout.V

@@ -30,12 +30,14 @@ import pytest
 from gradcheck import AUTOGRAD_TOL, FD_TOL, assert_close, numerical_grad, rel_error, sample_indices
 from helpers import BENCHMARKS, assert_png, interrupted_after, load_tutorial, needs_mnist, numbers
 
-from ff_numpy import checkpoint, cli, experiments
+from ff_numpy import checkpoint, cli, experiments, masks
 from ff_numpy import goodness as gd
+from ff_numpy import loss as lossmod
 from ff_numpy import recurrent as recurrent_module
 from ff_numpy.data import load_mnist
 from ff_numpy.experiments.recurrent import RecurrentTask, iteration_report
 from ff_numpy.experiments.saved import load_recurrent_net
+from ff_numpy.layers import Dense, Masked
 from ff_numpy.model import FFNet
 from ff_numpy.negatives import hard_wrong_labels
 from ff_numpy.optim import SGD
@@ -1031,7 +1033,8 @@ def test_config_and_state_rebuild_the_same_net(tmp_path):
         ({"hidden": [4], "skip_first": True}, "skip_first"),
         ({"readout_layers": [2]}, "readout_layers"),
         ({"theta": [1.0]}, "theta"),
-        ({"norm": "mean"}, "rms"),
+        ({"norm": "bogus"}, "normalisation"),
+        ({"goodness": "cube"}, "goodness"),
         ({"objective": "mean"}, "objective"),
     ],
 )
@@ -1040,6 +1043,35 @@ def test_bad_options_are_refused(options, match):
     hidden = kw.pop("hidden")
     with pytest.raises(ValueError, match=match):
         RecurrentFFNet(5, hidden, 3, np.random.default_rng(0), **kw)
+
+
+def test_connections_of_any_layer_type_are_checked_by_size_and_rebuilt_from_config():
+    """``up``/``down`` may be any layer (sizes checked by ``n_in``/``n_out``, not
+    ``W.shape``; one dtype); the configuration records non-dense types, the goodness and
+    a non-default loss, and ``from_config`` wants the non-dense layers passed back."""
+    rng = np.random.default_rng(0)
+    fields = masks.same_size_fields((2, 3, 1), 2, 3)  # (2, 3, 1) map -> (2, 3, 2) map: 6 -> 12
+    up = [Masked.from_fields(fields, rng), Dense(12, 5, rng)]
+    down = [Dense(5, 12, rng), Dense(3, 5, rng)]
+    net = RecurrentFFNet(6, [12, 5], 3, rng, up=up, down=down, goodness="sum",
+                         loss=lossmod.make_loss("symba", alpha=0.5))  # fmt: skip
+    assert net.norm == "mean" and net.goodness == "sum"
+    cfg = json.loads(json.dumps(net.config()))
+    assert cfg["connections"] == {"up": ["Masked", "Dense"], "down": ["Dense", "Dense"]}
+    assert cfg["loss"] == {"name": "symba", "alpha": 0.5} and cfg["goodness"] == "sum"
+    with pytest.raises(ValueError, match="up connections are"):
+        RecurrentFFNet.from_config(cfg)
+    again = RecurrentFFNet.from_config(cfg, up=[Masked.from_fields(fields, rng), Dense(12, 5, rng)])
+    again.load_state(net.state())
+    assert again.config() == net.config() and again.loss.alpha == 0.5
+    x = rng.random((4, 6))
+    np.testing.assert_array_equal(again.goodness_trace(x), net.goodness_trace(x))
+    with pytest.raises(ValueError, match=r"must map \(n_in, n_out\)"):
+        RecurrentFFNet(6, [12, 5], 3, rng, up=[up[0], Dense(12, 4, rng)], down=down)
+    with pytest.raises(TypeError, match="float32"):
+        RecurrentFFNet(6, [12, 5], 3, rng, up=up, down=[down[0], Dense(3, 5, rng, np.float64)])
+    old = {k: v for k, v in RecurrentFFNet(6, [4], 3, rng).config().items() if k != "goodness"}
+    assert RecurrentFFNet.from_config(old).goodness == "ssq"  # configurations saved before
 
 
 # ----------------------------------------------------------------------------- MNIST runs
