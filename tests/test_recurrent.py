@@ -1142,6 +1142,26 @@ def test_cli_refuses_bad_recurrent_options(tmp_path, capsys):
 
 
 @needs_mnist
+def test_cli_goodness_norm_and_loss_options_reach_the_saved_net(tmp_path):
+    """``--goodness sum --loss symba --alpha 0.5``: the run's configuration records them
+    (the norm resolved to the goodness' ``mean``) and the saved net is rebuilt with them;
+    a default run records ``goodness ssq``, ``norm rms`` and no loss."""
+    out = tmp_path / "sum_symba"
+    argv = ["train", "recurrent", *TINY, "--epochs", "1", "--goodness", "sum", "--loss",
+            "symba", "--alpha", "0.5", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert cli.main(argv) == 0
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert (config["goodness"], config["norm"]) == ("sum", "mean")
+    assert (config["loss"], config["alpha"]) == ("symba", 0.5)
+    net = load_recurrent_net(out / "model.npz")
+    assert (net.goodness, net.norm, net.loss.name, net.loss.alpha) == ("sum", "mean", "symba", 0.5)
+    default = experiments.get("recurrent").config(experiments.default_args("recurrent", out="x"))
+    assert (default["goodness"], default["norm"]) == ("ssq", "rms") and "loss" not in default
+    assert cli.main(["train", "recurrent", *TINY, "--loss", "symba", "--alpha", "0",
+                     "--out", str(tmp_path / "bad")]) == 2  # fmt: skip
+
+
+@needs_mnist
 def test_cli_refuses_loss_iterations_beyond_the_iterations(tmp_path, capsys):
     argv = ["train", "recurrent", *TINY, "--loss-iterations", "1", "8", "--out", str(tmp_path)]
     assert cli.main(argv) == 2

@@ -7,6 +7,10 @@ iterations) and writes ``DIR/model.npz``, ``DIR/metrics.json``, ``learning_curve
 labels on the test set) and ``error_by_window.png`` (test error against the iterations
 whose goodness is averaged).
 
+``--goodness``, ``--norm``, ``--loss`` and ``--alpha`` choose the net's parts (the goodness
+of a damped state, the length normalisation, the layer loss; default the paper's sum of
+squares, ``rms`` and Eq. 1's logistic loss).
+
 The goodness classification runs the net once per label, so it costs about 10 times a
 training pass per image: the validation error by goodness is measured every
 ``--eval-every`` epochs on the first ``--eval-size`` validation images; the softmax
@@ -29,9 +33,12 @@ from ff_numpy.experiments.options import (
     add_ff_arguments,
     add_run_shape_arguments,
     check_ranges,
+    loss_config,
 )
 from ff_numpy.experiments.saved import load_recurrent_net
 from ff_numpy.experiments.supervised import SupervisedTask
+from ff_numpy.goodness import make_goodness
+from ff_numpy.loss import make_loss
 from ff_numpy.recurrent import SCHEDULES, RecurrentFFNet
 
 WINDOWS = ((1, 2), (3, 5), (6, 8))  # the table of the issue: early, the paper's, late
@@ -124,6 +131,7 @@ class Recurrent(Experiment):
     config_keys = (
         *("hidden", "epochs", "batch_size", "lr", "readout_lr", "optimizer", "momentum"),
         *("weight_decay", "readout_weight_decay", "negatives", "hard_floor", "objective"),
+        *("goodness", "norm"),
         *("theta", "peer_strength", "iterations", "damping", "schedule"),
         *("loss_iterations", "loss_after_label", "average_iterations", "skip_first"),
         *("train_size", "eval_every", "eval_size", "track_test", "seed", "warmup_batches"),
@@ -136,7 +144,7 @@ class Recurrent(Experiment):
         add_ff_arguments(
             p,
             lr=0.001,
-            exclude=("goodness", "norm"),
+            with_loss=True,
             negatives="hard",
             objective="min",
             peer_strength=0.03,
@@ -236,12 +244,19 @@ class Recurrent(Experiment):
 
     @staticmethod
     def resolved_options(args) -> dict:
-        return {"loss_iterations": list(args.loss_iterations or [1, args.iterations])}
+        return {
+            "loss_iterations": list(args.loss_iterations or [1, args.iterations]),
+            "norm": args.norm or make_goodness(args.goodness).norm,
+            **loss_config(args),
+        }
 
     @staticmethod
     def build(args, data):
         """The model and task for ``args`` on ``data`` (an :class:`ff_numpy.data.MNIST`)."""
         rng = np.random.default_rng([args.seed, 1])  # initial weights
+        loss = None  # Eq. 1's logistic loss
+        if getattr(args, "loss", "logistic") != "logistic":
+            loss = make_loss(args.loss, alpha=args.alpha)
         model = RecurrentFFNet(
             784,
             args.hidden,
@@ -256,6 +271,9 @@ class Recurrent(Experiment):
             skip_first=args.skip_first,
             objective=args.objective,
             theta=args.theta,
+            goodness=args.goodness,
+            loss=loss,
+            norm=args.norm,
             peer_strength=args.peer_strength,
             hard_floor=args.hard_floor,
         )
