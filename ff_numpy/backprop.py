@@ -27,6 +27,31 @@ The backward column runs from the bottom up: the loss's gradient first, then lay
 
 The ReLU's derivative is taken as 0 at 0 (``[a > 0]``); since ``h = relu(a)`` is
 positive exactly where ``a > 0``, the mask is read off the cached ``h``.
+
+Local receptive fields
+----------------------
+The hidden layers may be any layer of the library's interface (``layers=``):
+:class:`~ff_numpy.layers.Dense`, :class:`~ff_numpy.layers.Masked` (local fields as a 0/1
+mask on a dense matrix) or :class:`ff_numpy.locally_connected.Local` (the same fields,
+storing only the weights that exist), so the baseline of the paper's Sec. 4 (Table 1:
+"BP uses the same local fields", without the top-down inputs of FF) is the same network
+with other layers. Only three lines of the table above change; each layer computes them
+in its own layout of ``W``:
+
+.. code-block:: text
+
+    a_l = layer.linear(h_l) + b_l           h_l W_l at the existing weights
+    dL_dW_l = layer.weight_grad(h_l, dL_da_l)    h_l^T dL_da_l at the existing weights
+    dL_dh_l = dL_da_l W_l^T                 Local: locally_connected.input_grad, a
+                                            scatter-add of each block's W_b dL_da_b^T into
+                                            the inputs of its fields; Dense and Masked:
+                                            the dense product (a masked W is zero outside
+                                            its fields)
+
+The output layer stays a dense softmax layer on the last hidden layer. The input
+gradient is the one thing a backpropagation net needs that a Forward-Forward layer never
+computes; :func:`ff_numpy.locally_connected.input_grad` is kept outside the layer class
+for that reason.
 """
 
 from __future__ import annotations
@@ -36,6 +61,7 @@ from scipy.special import log_softmax
 
 from ff_numpy import blas
 from ff_numpy.blackbox import BlackBox
+from ff_numpy.locally_connected import Local, input_grad
 from ff_numpy.validate import check_labels, check_matrix, copy_state
 
 MODEL_TYPE = "mlp"
@@ -104,6 +130,14 @@ class MLP:
         everywhere (the quantiser) and unknown (the permutation): ``"straight"`` passes
         the gradient through unchanged (the straight-through guess), ``"none"`` stops
         it, so only the layers after the box learn.
+    layers : sequence of layers, optional
+        The hidden layers, built by the caller: any layer of the library's interface
+        (``n_in``, ``n_out``, ``linear``, ``weight_grad``, ``params``; ``W`` and ``b`` of
+        ``dtype``), e.g. :class:`ff_numpy.locally_connected.Local` for local receptive
+        fields (paper Sec. 4). Layer ``l`` must map ``(n_in, hidden[0])`` for ``l = 0``,
+        ``(hidden[l - 1], hidden[l])`` after. Their weights are used as given (the
+        caller chooses their initialisation); ``rng`` then draws only the output
+        layer. Default: dense hidden layers drawn from ``rng`` as below.
 
     Notes
     -----
@@ -117,7 +151,13 @@ class MLP:
     Attributes
     ----------
     W : list of ndarray, shapes (n_l, n_{l+1})
+        For a given layer, its own ``W`` (the same array; a
+        :class:`~ff_numpy.locally_connected.Local` layer's has shape (n_pairs, C_out)).
     b : list of ndarray, shapes (n_{l+1},)
+    layers : list
+        The given hidden layers, then None for the output layer; all None without
+        ``layers`` (plain dense arrays, updated by the fused product of
+        :meth:`~ff_numpy.optim.Optimizer.step_outer`).
     """
 
     def __init__(
@@ -130,6 +170,7 @@ class MLP:
         box=None,
         box_after: int | None = None,
         box_grad: str = "straight",
+        layers=None,
     ):
         hidden = [int(h) for h in hidden]
         if int(n_in) < 1 or any(h < 1 for h in hidden) or int(n_classes) < 2:
@@ -143,8 +184,15 @@ class MLP:
         self.n_in, self.hidden, self.n_classes = int(n_in), hidden, int(n_classes)
         sizes = [self.n_in, *hidden, self.n_classes]
         n_layers = len(sizes) - 1
+        self.layers = [None] * n_layers if layers is None else [*layers, None]
+        if layers is not None:
+            self._check_layers(list(layers), sizes)
         self.W, self.b = [], []
         for l, (m, n) in enumerate(zip(sizes[:-1], sizes[1:])):
+            if self.layers[l] is not None:  # the caller's layer: its own arrays
+                self.W.append(self.layers[l].W)
+                self.b.append(self.layers[l].b)
+                continue
             gain = 2.0 if l < n_layers - 1 else 1.0  # He for ReLU layers, 1 for the logits
             self.W.append((rng.standard_normal((m, n)) * np.sqrt(gain / m)).astype(dtype))
             self.b.append(np.zeros(n, dtype=dtype))
@@ -156,15 +204,38 @@ class MLP:
             raise ValueError(f"box_grad must be 'straight' or 'none', got {box_grad!r}")
         self.box, self.box_after, self.box_grad = box, box_after, box_grad
 
+    def _check_layers(self, layers: list, sizes: list[int]) -> None:
+        """Raise unless ``layers`` are the hidden layers of ``sizes``, in the model's dtype."""
+        expected = list(zip(sizes[:-2], sizes[1:-1]))
+        got = [(layer.n_in, layer.n_out) for layer in layers]
+        if got != expected:
+            raise ValueError(f"layers must map (n_in, n_out) = {expected}, got {got}")
+        dtypes = {np.dtype(a.dtype) for layer in layers for a in layer.params().values()}
+        if dtypes != {self.dtype}:
+            raise TypeError(
+                f"layers must hold {self.dtype} arrays (the model's dtype), got "
+                f"{sorted(str(d) for d in dtypes)}"
+            )
+
     @property
     def n_layers(self) -> int:
         """Number of weight layers (hidden layers + 1)."""
         return len(self.W)
 
+    def layer_types(self) -> list[str] | None:
+        """The class names of the given hidden layers, or None for plain dense arrays."""
+        if self.layers[0] is None:
+            return None
+        return [type(layer).__name__ for layer in self.layers[:-1]]
+
     # ------------------------------------------------------------------ config / state
     def config(self) -> dict:
-        """Everything needed to rebuild the architecture (JSON-serialisable)."""
-        return {
+        """Everything needed to rebuild the architecture (JSON-serialisable).
+
+        With given hidden layers, their class names are recorded (``"layers"``); such
+        layers are built by the caller and passed to :meth:`from_config`.
+        """
+        cfg = {
             "type": MODEL_TYPE,
             "n_in": self.n_in,
             "hidden": self.hidden,
@@ -174,12 +245,31 @@ class MLP:
             "box_after": self.box_after,
             "box_grad": self.box_grad,
         }
+        if self.layer_types() is not None:
+            cfg["layers"] = self.layer_types()
+        return cfg
 
     @classmethod
-    def from_config(cls, cfg: dict, rng: np.random.Generator | None = None) -> MLP:
-        """Rebuild from :meth:`config` (weights are then loaded with :meth:`load_state`)."""
+    def from_config(cls, cfg: dict, rng: np.random.Generator | None = None, layers=None) -> MLP:
+        """Rebuild from :meth:`config` (weights are then loaded with :meth:`load_state`).
+
+        Parameters
+        ----------
+        cfg : dict
+        rng : numpy.random.Generator, optional
+        layers : sequence of layers, optional
+            The hidden layers, required when the configuration lists them
+            (``cfg["layers"]``), built as for the saved model.
+        """
         if not isinstance(cfg, dict) or cfg.get("type") != MODEL_TYPE:
             raise ValueError(f"not an MLP configuration: {cfg!r}")
+        saved = cfg.get("layers")
+        given = None if layers is None else [type(layer).__name__ for layer in layers]
+        if saved != given:
+            raise ValueError(
+                f"the saved MLP's hidden layers are {saved or 'plain dense arrays'}; "
+                f"given: {given or 'none'} (pass layers built as for that model)"
+            )
         return cls(
             cfg["n_in"],
             cfg["hidden"],
@@ -189,6 +279,7 @@ class MLP:
             box=BlackBox(**cfg["box"], rng=np.random.default_rng(0)) if cfg.get("box") else None,
             box_after=cfg.get("box_after"),
             box_grad=cfg.get("box_grad", "straight"),
+            layers=layers,
         )  # a box's permutation is restored by load_state
 
     def params(self) -> dict[str, np.ndarray]:
@@ -238,9 +329,12 @@ class MLP:
         x = check_matrix(x, "x", self.n_in).astype(self.dtype, copy=False)
         h = x
         cache = []
-        for l, (W, b) in enumerate(zip(self.W, self.b)):
+        for l, (W, b, layer) in enumerate(zip(self.W, self.b, self.layers)):
             cache.append(h)
-            a = blas.matmul(h, W)  # (B, n_l) @ (n_l, n_l+1) -> (B, n_l+1)
+            if layer is None:
+                a = blas.matmul(h, W)  # (B, n_l) @ (n_l, n_l+1) -> (B, n_l+1)
+            else:  # the same product at the layer's existing weights
+                a = layer.linear(h)  # (B, n_l) -> (B, n_l+1)
             a += b
             if l < self.n_layers - 1:
                 h = np.maximum(a, 0, out=a)  # h_l+1 = relu(a_l), in place
@@ -282,10 +376,12 @@ class MLP:
             From :meth:`forward`.
         opt : ff_numpy.optim.Optimizer, optional
             If given, each layer is updated in place as soon as its gradient is known,
-            *after* that gradient has gone down through the layer's old weights, and
-            the weight gradient is folded into the optimiser's product
-            (:meth:`~ff_numpy.optim.Optimizer.step_outer`) instead of being formed.
-            Weights are decayed, biases not.
+            *after* that gradient has gone down through the layer's old weights. For a
+            plain dense layer the weight gradient is folded into the optimiser's product
+            (:meth:`~ff_numpy.optim.Optimizer.step_outer`) instead of being formed; a
+            given layer forms it with its ``weight_grad`` (in its own layout) and the
+            optimiser takes a plain :meth:`~ff_numpy.optim.Optimizer.step`. Weights are
+            decayed, biases not.
         lr_scale : float
             The schedule's factor (with ``opt``).
 
@@ -304,15 +400,20 @@ class MLP:
         grads = {}
         dL_da = np.asarray(dL_dz, dtype=self.dtype)  # the output layer has no ReLU: z = a_L-1
         for l in reversed(range(self.n_layers)):
-            W, b, h = self.W[l], self.b[l], cache[l]
+            W, b, h, layer = self.W[l], self.b[l], cache[l], self.layers[l]
             # forward:  a_l = h_l W_l + b_l
             if l > 0:
-                # dL/dh_l = dL/da_l W_l^T, computed as (W_l dL/da_l^T)^T so that W_l is
-                # read in place, never copied into a transposed layout:
-                # (n_l, n_l+1) @ (n_l+1, B) -> (n_l, B), transposed -> (B, n_l)
-                dL_dh = blas.matmul(W, dL_da.T).T
+                dL_dh = self._input_grad(l, dL_da)  # dL/dh_l = dL/da_l W_l^T: (B, n_l)
             dL_db = dL_da.sum(axis=0)  # dL/db_l = sum over rows of dL/da_l
-            if opt is None:
+            if layer is not None:
+                # dL/dW_l = h_l^T dL/da_l at the layer's existing weights, in its layout
+                dL_dW = layer.weight_grad(h, dL_da)
+                if opt is None:
+                    grads[f"layer{l}.W"], grads[f"layer{l}.b"] = dL_dW, dL_db
+                else:
+                    opt.step(f"layer{l}.W", W, dL_dW, lr_scale, decay=True)
+                    opt.step(f"layer{l}.b", b, dL_db, lr_scale, decay=False)
+            elif opt is None:
                 # dL/dW_l = h_l^T dL/da_l
                 dL_dW = blas.matmul_tn(h, dL_da, np.empty_like(W))  # (n_l, B) @ (B, n_l+1)
                 grads[f"layer{l}.W"], grads[f"layer{l}.b"] = dL_dW, dL_db
@@ -330,6 +431,24 @@ class MLP:
                 # dL/da_l-1 = dL/dh_l * [a_l-1 > 0]   (h_l > 0 exactly where a_l-1 > 0)
                 dL_da = dL_dh * (h > 0)
         return grads
+
+    def _input_grad(self, l: int, dL_da: np.ndarray) -> np.ndarray:
+        r"""``dL/dh_l = dL/da_l W_l^T`` through layer ``l``, shape (B, n_l).
+
+        Parameters
+        ----------
+        l : int
+            Weight layer, ``1 <= l < n_layers`` (no gradient is needed for the input).
+        dL_da : ndarray, shape (B, n_l+1)
+        """
+        layer = self.layers[l]
+        if isinstance(layer, Local):
+            # a scatter-add of every block's W_b dL_da_b^T into the inputs of its fields
+            return input_grad(layer, dL_da)  # (B, n_l+1) -> (B, n_l)
+        # Dense arrays, Dense and Masked layers (W zero outside the fields): computed as
+        # (W_l dL/da_l^T)^T so that W_l is read in place, never copied into a transposed
+        # layout: (n_l, n_l+1) @ (n_l+1, B) -> (n_l, B), transposed -> (B, n_l)
+        return blas.matmul(self.W[l], dL_da.T).T
 
     def loss_and_grads(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, dict]:
         r"""Mean softmax cross-entropy of a batch and its gradient for every parameter.
