@@ -1,15 +1,85 @@
-"""What the tutorial scripts share: their command line and their training printout.
+"""What the tutorials share: their command line, notebook or script, figures, exercises.
 
-Every tutorial under ``tutorials/`` takes ``--quick``, ``--out``, ``--data-dir`` and,
-where it trains, ``--resume`` and ``--no-progress``, with the same meanings; they are
-built here once so that a tutorial's own code is the part worth reading. A tutorial adds
-its own options to the parser this returns.
+Every tutorial under ``tutorials/`` is read as a notebook first (jupytext percent format)
+and also runs as a script. This module holds what they all need, so that a tutorial's own
+code is the part worth reading:
+
+* the command line (:func:`parser`): ``--quick``, ``--out``, ``--data-dir`` and, where a
+  tutorial trains, ``--resume`` and ``--no-progress``, with the same meanings everywhere;
+  :func:`parse_options` reads it in a script and picks the quick setting in a notebook;
+* figures (:func:`show`, :func:`docs_figure`): saved to ``--out`` and shown inline in a
+  notebook (their paths printed in a script), and the full runs' figures of
+  ``docs/figures/``;
+* exercises: the self-checks a student runs on a filled-in function
+  (:func:`self_check`, one ``check_*`` function per exercise, listed in
+  :data:`EXERCISES`), with :func:`rel_error` and :func:`numerical_gradient`;
+* the printout of a run's history (:func:`print_history`).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
+
+import numpy as np
+
+from ff_numpy import goodness as gd
+from ff_numpy.layers import Dense
+from ff_numpy.loss import Logistic
+from ff_numpy.negatives import LabelCode
+from ff_numpy.norm import normalize
+
+REPOSITORY = Path(__file__).resolve().parent.parent  # the checkout, for an editable install
+
+
+# ----------------------------------------------------------------------- notebook or script
+def in_notebook() -> bool:
+    """Whether the code runs in a Jupyter kernel (a notebook, or an editor's interactive
+    window) rather than as a script (``python tutorials/NN_x.py`` or IPython's ``%run``)."""
+    ipython = sys.modules.get("IPython")  # never imported here: a script need not have it
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def parse_options(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """A tutorial's options: from the command line in a script, the quick setting in a
+    notebook.
+
+    A notebook has no command line of its own (its kernel's arguments, ``-f kernel.json``,
+    are not the tutorial's), so there the options are those of ``--quick``, with
+    ``no_progress`` set where the parser has it: tqdm's bars need ipywidgets to render in a
+    notebook, and a quick run is over in seconds.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        From :func:`parser`.
+    argv : list of str, optional
+        The arguments of a script (default ``sys.argv[1:]``); ignored in a notebook.
+
+    Returns
+    -------
+    argparse.Namespace
+    """
+    if not in_notebook():
+        return p.parse_args(argv)
+    opts = p.parse_args(["--quick"])
+    if hasattr(opts, "no_progress"):
+        opts.no_progress = True
+    return opts
+
+
+if in_notebook():
+    # The library's progress bars come from tqdm.auto, which warns on import in a notebook
+    # without ipywidgets ("IProgress not found"), even when no bar is ever drawn (a
+    # notebook runs with --no-progress: see parse_options). Import it once, quietly.
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TqdmWarning)
+        import tqdm.auto  # noqa: F401
 
 
 def parser(
@@ -26,7 +96,7 @@ def parser(
     Parameters
     ----------
     doc : str or None
-        The tutorial's module docstring; its first line is the description.
+        The tutorial's title (its first line is the description in ``--help``).
     quick : str
         What ``--quick`` runs (shown in ``--help``).
     default_out : Path
@@ -106,3 +176,317 @@ def history_lines(metrics: dict) -> list[str]:
 def print_history(metrics: dict) -> None:
     """Print :func:`history_lines`."""
     print("\n".join(history_lines(metrics)))
+
+
+# ----------------------------------------------------------------------- figures
+def show(figure, path=None, caption: str | None = None) -> None:
+    """Save a figure and show it: inline in a notebook, its path printed in a script.
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure or path-like
+        A figure (drawn with the object interface, so it never opens a window), or a PNG
+        file already written (by the library's :mod:`ff_numpy.plots`, or a full run's
+        figure from :func:`docs_figure`).
+    path : path-like, optional
+        Where to save ``figure`` (required for a Figure; its folder is created).
+    caption : str, optional
+        Printed above the figure (say where it comes from, e.g. "full run").
+
+    Returns None, so that a notebook shows no value under the cell.
+    """
+    if hasattr(figure, "savefig"):
+        if path is None:
+            raise ValueError("show(figure) needs the path to save the figure to")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+    else:
+        path = Path(figure)
+    if in_notebook():
+        from IPython.display import Image, display
+
+        if caption:
+            print(caption)
+        display(Image(filename=str(path)))
+    else:
+        print(f"{caption}: {path}" if caption else f"figure: {path}")
+
+
+def docs_figure(name: str) -> Path | None:
+    """A full run's figure, ``docs/figures/<name>`` of the repository, or None when the
+    package was installed without its repository."""
+    path = REPOSITORY / "docs" / "figures" / name
+    return path if path.is_file() else None
+
+
+def show_docs_figure(name: str, caption: str) -> None:
+    """:func:`show` the full run's figure ``docs/figures/<name>`` with ``caption``; without
+    the repository, say where to find it."""
+    path = docs_figure(name)
+    if path is None:
+        print(f"{caption}: docs/figures/{name} in the project's repository")
+        return
+    show(path, caption=caption)
+
+
+# ----------------------------------------------------------------------- exercises
+# Every exercise of a tutorial is a function the student fills in (its stub raises
+# NotImplementedError) and a self-check, a function here that takes the student's function
+# and raises AssertionError, saying what is wrong, unless it is right. Solutions live in
+# tutorials/solutions/; tests/test_exercises.py checks that every solution passes its check
+# and every unfilled stub fails it.
+
+
+def rel_error(ours, ref) -> float:
+    """``|ours - ref| / (|ours| + |ref|)`` in the Euclidean norm (0 when both are zero)."""
+    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    denom = np.linalg.norm(ours) + np.linalg.norm(ref)
+    return float(np.linalg.norm(ours - ref) / denom) if denom else 0.0
+
+
+def numerical_gradient(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    r"""The gradient of the scalar function ``f`` at ``x`` by central differences.
+
+    .. math:: \frac{\partial f}{\partial x_i} \approx \frac{f(x + h e_i) - f(x - h e_i)}{2 h}
+
+    Parameters
+    ----------
+    f : callable
+        ``f(x) -> float``. For the gradient of a vector-valued function ``g`` folded with
+        an upstream gradient ``d`` (a vector-Jacobian product), pass
+        ``lambda x: np.sum(d * g(x))``.
+    x : ndarray, float64
+        Changed in place one entry at a time, and restored.
+    h : float
+
+    Returns
+    -------
+    grad : ndarray, shape of ``x``, float64
+    """
+    grad = np.zeros(x.shape, dtype=np.float64)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        up = f(x)
+        x[i] = old - h
+        down = f(x)
+        x[i] = old
+        grad[i] = (up - down) / (2 * h)
+    return grad
+
+
+def self_check(check, fn) -> None:
+    """Run an exercise's self-check on the student's function ``fn``, in a notebook cell.
+
+    Prints that ``fn`` passed (and what was checked), or, while ``fn`` is still the stub,
+    that it is not filled in yet; a wrong answer raises the check's AssertionError, which
+    says what is wrong. Returns None, so that a notebook shows no value under the cell.
+    """
+    try:
+        checked = check(fn)
+    except NotImplementedError:
+        print(f"{fn.__name__}: not filled in yet. Write its body, run its cell, then this one.")
+        return
+    print(f"{fn.__name__}: passed ({checked})")
+
+
+def _close(what: str, ours, ref, tol: float) -> None:
+    """Assert ``rel_error(ours, ref) < tol``, printing ours vs the reference otherwise."""
+    ours, ref = np.asarray(ours), np.asarray(ref)
+    assert ours.shape == ref.shape, f"{what}: shape {ours.shape}, expected {ref.shape}"
+    err = rel_error(ours, ref)
+    assert err < tol, (
+        f"{what}: relative error {err:.2e} (tolerance {tol:.0e})\n"
+        f"  yours:    {np.ravel(ours)[:5]}\n  expected: {np.ravel(ref)[:5]}"
+    )
+
+
+# Tutorial 01 ---------------------------------------------------------------------------
+def check_eq1_loss(fn) -> str:
+    """Self-check of tutorial 01's ``eq1_loss(G, theta, s) -> (L, dL_dG)``.
+
+    Against the library's :class:`ff_numpy.loss.Logistic` (values) and central differences
+    (the derivative), in float64, over several batches; then at goodness 1e5 away from the
+    threshold, where the loss must stay finite with no overflow.
+    """
+    for seed, B in enumerate((1, 5, 12)):
+        _check_eq1_loss_batch(fn, np.random.default_rng(seed), B)
+    G = np.array([0.0, 0.0, 2e5, 2e5])  # G - theta = -1e5 or 1e5, for either sign
+    s = np.array([1.0, -1.0, 1.0, -1.0])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        try:
+            L, dL_dG = fn(G, 1e5, s)
+        except FloatingPointError as e:
+            raise AssertionError(
+                f"eq1_loss overflows at |G - theta| = 1e5 ({e}): write softplus with "
+                "np.logaddexp and the sigmoid with scipy.special.expit"
+            ) from None
+    ref = Logistic()
+    _close("L far from the threshold", L, ref.L(G, s, 1e5), 1e-12)
+    _close("dL_dG far from the threshold", dL_dG, ref.dL_dG(G, s, 1e5), 1e-12)
+    return "values and derivative vs the library and central differences; no overflow"
+
+
+def _check_eq1_loss_batch(fn, rng: np.random.Generator, B: int) -> None:
+    ref = Logistic()
+    theta = 10.0
+    G = rng.uniform(0, 3 * theta, B)
+    s = np.where(rng.random(B) < 0.5, 1.0, -1.0)
+    L, dL_dG = fn(G, theta, s)
+    _close("L", L, ref.L(G, s, theta), 1e-12)
+    _close("dL_dG", dL_dG, ref.dL_dG(G, s, theta), 1e-10)
+    num = numerical_gradient(lambda g: float(np.sum(fn(g, theta, s)[0])), G.copy())
+    _close("dL_dG against central differences of L", dL_dG, num, 1e-7)
+
+
+def check_local_grads_unsquared(fn) -> str:
+    """Self-check of tutorial 01's ``local_grads_unsquared(x, W, b, theta, s)``.
+
+    The local gradient of one dense ReLU layer whose goodness is the sum of its activities
+    (Sec. 10): against the library's parts (:class:`ff_numpy.goodness.Unsquared` and
+    :meth:`ff_numpy.layers.Dense.local_grads`) and central differences of the loss, in
+    float64, for several batch sizes and both kinds of rows.
+    """
+    for seed, B in enumerate((1, 4, 9)):
+        _check_unsquared_batch(fn, np.random.default_rng(seed), B)
+    return "dL_dW and dL_db vs the library's parts and central differences, batches of 1, 4, 9"
+
+
+def _check_unsquared_batch(fn, rng: np.random.Generator, B: int) -> None:
+    good, loss = gd.make_goodness("sum"), Logistic()
+    layer = Dense(6, 5, rng, dtype=np.float64)
+    layer.b[:] = 0.3 * rng.standard_normal(5)
+    x = rng.standard_normal((B, 6))  # continuous: no pre-activation is exactly 0
+    s = np.where(np.arange(B) % 2 == 0, 1.0, -1.0)  # positive and negative rows
+    theta = 2.0
+    y, cache = layer.forward(x)
+    ref = layer.local_grads(cache, good.dL_dy(y, loss.dL_dG(good.G(y), s, theta)))
+    W, b = layer.W.copy(), layer.b.copy()
+    dL_dW, dL_db = fn(x, W.copy(), b.copy(), theta, s)
+    _close("dL_dW (vs the library)", dL_dW, ref["W"], 1e-10)
+    _close("dL_db (vs the library)", dL_db, ref["b"], 1e-10)
+
+    def total(W, b):
+        y = np.maximum(x @ W + b, 0)
+        return float(loss.L(y.sum(axis=1), s, theta).sum())
+
+    num_W = numerical_gradient(lambda W_: total(W_, b), W.copy())
+    num_b = numerical_gradient(lambda b_: total(W, b_), b.copy())
+    _close("dL_dW (vs central differences)", dL_dW, num_W, 1e-6)
+    _close("dL_db (vs central differences)", dL_db, num_b, 1e-6)
+
+
+# Tutorial 02 ---------------------------------------------------------------------------
+def check_embed_label(fn) -> str:
+    """Self-check of tutorial 02's ``embed_label(x, labels, n_classes)``.
+
+    Against :class:`ff_numpy.negatives.LabelCode` on images whose label pixels hold old
+    values, for 10 and 4 classes; the input must be left unchanged.
+    """
+    for seed, n_classes in enumerate((10, 4)):
+        rng = np.random.default_rng(seed)
+        x = rng.random((7, 784), dtype=np.float32)  # non-zero label pixels: overwrite them
+        labels = rng.integers(0, n_classes, 7)
+        before = x.copy()
+        out = fn(x, labels, n_classes)
+        assert np.array_equal(x, before), "embed_label changed its input x: write into a copy"
+        ref = LabelCode.first_pixels(n_classes).embed(x, labels)
+        assert out.shape == ref.shape, f"shape {out.shape}, expected {ref.shape}"
+        assert np.array_equal(out[:, n_classes:], ref[:, n_classes:]), (
+            f"the pixels after the first {n_classes} must be the image's, unchanged"
+        )
+        assert np.array_equal(out[:, :n_classes], ref[:, :n_classes]), (
+            f"the first {n_classes} pixels must be a one-hot code of the label; row 0: "
+            f"yours {out[0, :n_classes]}, expected {ref[0, :n_classes]} (label {labels[0]})"
+        )
+    return "one-hot code in the first pixels vs LabelCode, the rest and the input unchanged"
+
+
+def check_normalize_rms(fn) -> str:
+    """Self-check of tutorial 02's ``normalize_rms(y)``: against
+    :func:`ff_numpy.norm.normalize` (``"rms"``) in float64, mean square 1 on every row,
+    blind to the row's scale, and an all-zero row stays zero (no NaN, no warning)."""
+    rng = np.random.default_rng(0)
+    y = np.maximum(rng.standard_normal((6, 50)), 0)
+    y[3] = 0.0  # every unit off
+    before = y.copy()
+    with np.errstate(all="raise"):
+        try:
+            out = fn(y)
+        except FloatingPointError as e:
+            raise AssertionError(
+                f"normalize_rms divides by zero on an all-zero row ({e}): leave such a row at zero"
+            ) from None
+    assert np.array_equal(y, before), "normalize_rms changed its input: return a new array"
+    assert np.all(np.isfinite(out)), "normalize_rms returned NaN or inf"
+    assert np.all(out[3] == 0), "an all-zero row must stay all zero"
+    _close("normalize_rms(y) (vs ff_numpy.norm.normalize)", out, normalize(y, "rms"), 1e-12)
+    rows = np.arange(6) != 3
+    _close("mean of squares of each row", np.mean(out[rows] ** 2, axis=1), np.ones(5), 1e-12)
+    _close("normalize_rms(7 y) vs normalize_rms(y)", fn(7.0 * y), out, 1e-12)
+    return "vs ff_numpy.norm.normalize, mean square 1, scale-free, zero rows stay zero"
+
+
+def check_hard_wrong_labels(fn) -> str:
+    """Self-check of tutorial 02's ``hard_wrong_labels(q, labels, rng)``.
+
+    Many draws from a few rows of probabilities: never the true label, each wrong label as
+    often as its share of the wrong labels' probability (within 5 standard deviations of
+    a binomial count), uniform over the wrong labels where the model puts all its
+    probability on the true one, and the same draws from the same seed.
+    """
+    q_rows = np.array(
+        [
+            [0.5, 0.3, 0.2, 0, 0, 0, 0, 0, 0, 0],  # true label 0: draw 1 (60%) or 2 (40%)
+            [0.1] * 10,  # true label 3: the 9 others alike
+            [0, 0, 0, 0, 0, 0, 0, 1.0, 0, 0],  # all on the true label 7: uniform fallback
+        ]
+    )
+    true = np.array([0, 3, 7])
+    expected = q_rows.copy()
+    expected[np.arange(3), true] = 0
+    expected[2] = 1.0
+    expected[2, 7] = 0
+    expected /= expected.sum(axis=1, keepdims=True)
+    n = 3000  # draws per row
+    q = np.repeat(q_rows, n, axis=0)  # (3n, 10)
+    labels = np.repeat(true, n)
+    with np.errstate(divide="raise", invalid="raise"):
+        try:
+            wrong = np.asarray(fn(q, labels, np.random.default_rng(0)))
+        except FloatingPointError as e:
+            raise AssertionError(
+                f"hard_wrong_labels divides by zero ({e}) on a row whose wrong labels all "
+                "have probability 0: draw uniformly from the wrong labels there"
+            ) from None
+    assert wrong.shape == labels.shape, f"shape {wrong.shape}, expected {labels.shape}"
+    assert np.issubdtype(wrong.dtype, np.integer), f"labels must be integers, got {wrong.dtype}"
+    assert np.all((wrong >= 0) & (wrong < 10)), "labels must lie in 0..9"
+    same = np.flatnonzero(wrong == labels)
+    assert same.size == 0, f"{same.size} draws returned the true label (never allowed)"
+    for r in range(3):
+        counts = np.bincount(wrong[r * n : (r + 1) * n], minlength=10)
+        sd = np.sqrt(n * expected[r] * (1 - expected[r]))
+        off = np.abs(counts - n * expected[r]) > 5 * sd + 1e-9
+        assert not off.any(), (
+            f"row {r} (true label {true[r]}, q = {q_rows[r]}): counts of each label "
+            f"{counts}, expected about {np.round(n * expected[r]).astype(int)}"
+        )
+    again = np.asarray(fn(q, labels, np.random.default_rng(0)))
+    assert np.array_equal(again, wrong), "the same seed must give the same draws: use rng"
+    return "never the true label, frequencies in proportion to q, uniform fallback, seeded"
+
+
+# Each tutorial's exercises: the function the student fills in, by name, and its check.
+EXERCISES = {
+    "01_goodness_and_one_layer": {
+        "eq1_loss": check_eq1_loss,
+        "local_grads_unsquared": check_local_grads_unsquared,
+    },
+    "02_supervised_mnist": {
+        "embed_label": check_embed_label,
+        "normalize_rms": check_normalize_rms,
+        "hard_wrong_labels": check_hard_wrong_labels,
+    },
+}
