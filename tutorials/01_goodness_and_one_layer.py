@@ -254,7 +254,7 @@ G_before = good.G(layer.forward(X_eval)[0])
 print(f"{n} units, theta = {theta:g}; initial goodness: mean {G_before.mean():.0f}")
 
 BATCH = 100  # images per batch: 2 x 100 rows
-lr = 0.001  # plain gradient descent: at 0.005 this layer already diverges
+lr = 0.001  # plain gradient descent: at 0.005 the quick setting's layer diverges
 for epoch in range(SIZE["epochs"]):
     order = rng.permutation(len(x_train))
     total = 0.0
