@@ -1,0 +1,214 @@
+"""The tutorials' exercises: every solution passes its self-check, every unfilled stub fails.
+
+The exercises of each tutorial are listed in :data:`ff_numpy.tutorial.EXERCISES` (the
+function the student fills in, by name, and its self-check). The stubs are read from the
+tutorial file itself: its top-level functions whose body only raises
+``NotImplementedError``, compiled without running the tutorial. The solutions are
+``tutorials/solutions/tutorial_NN.py``. Also checked: every stub has a check and a
+solution of the same signature, the tutorial runs the check in the cell after the stub,
+and the checks catch common mistakes.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import inspect
+
+import numpy as np
+import pytest
+from helpers import TUTORIALS
+from scipy.special import expit
+
+from ff_numpy import tutorial
+
+SOLUTIONS = TUTORIALS / "solutions"
+CASES = [(stem, name) for stem, exercises in tutorial.EXERCISES.items() for name in exercises]
+
+
+def _is_stub(node: ast.stmt) -> bool:
+    """A function whose body is an optional docstring and ``raise NotImplementedError``."""
+    if not isinstance(node, ast.FunctionDef):
+        return False
+    body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+    if len(body) != 1 or not isinstance(body[0], ast.Raise):
+        return False
+    exc = body[0].exc
+    target = exc.func if isinstance(exc, ast.Call) else exc
+    return isinstance(target, ast.Name) and target.id == "NotImplementedError"
+
+
+def stubs(stem: str) -> dict:
+    """The exercise stubs of ``tutorials/<stem>.py``, by name, compiled on their own."""
+    path = TUTORIALS / f"{stem}.py"
+    tree = ast.parse(path.read_text())
+    found = {}
+    for node in tree.body:
+        if _is_stub(node):
+            namespace = {"np": np}
+            code = compile(ast.Module(body=[node], type_ignores=[]), str(path), "exec")
+            exec(code, namespace)
+            found[node.name] = namespace[node.name]
+    return found
+
+
+def solutions(stem: str):
+    """The module ``tutorials/solutions/tutorial_NN.py`` of ``tutorials/<stem>.py``."""
+    path = SOLUTIONS / f"tutorial_{stem[:2]}.py"
+    spec = importlib.util.spec_from_file_location(f"solutions_tutorial_{stem[:2]}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def self_check_calls(stem: str) -> dict:
+    """``{function name: check name}`` of every ``tutorial.self_check(tutorial.check_x, f)``
+    in the tutorial."""
+    calls = {}
+    for node in ast.walk(ast.parse((TUTORIALS / f"{stem}.py").read_text())):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "self_check"
+            and len(node.args) == 2
+            and isinstance(node.args[0], ast.Attribute)
+            and isinstance(node.args[1], ast.Name)
+        ):
+            calls[node.args[1].id] = node.args[0].attr
+    return calls
+
+
+@pytest.mark.parametrize("stem", sorted(tutorial.EXERCISES))
+def test_every_stub_has_a_check_a_solution_and_a_self_check_cell(stem):
+    found = stubs(stem)
+    listed = tutorial.EXERCISES[stem]
+    assert set(found) == set(listed), f"stubs {sorted(found)}, listed {sorted(listed)}"
+    assert 2 <= len(found) <= 4, f"{stem} has {len(found)} fill-in exercises"
+    module = solutions(stem)
+    calls = self_check_calls(stem)
+    for name, check in listed.items():
+        solution = getattr(module, name)
+        assert inspect.signature(solution) == inspect.signature(found[name]), name
+        assert calls.get(name) == check.__name__, (
+            f"{stem}: no cell runs tutorial.self_check(tutorial.{check.__name__}, {name})"
+        )
+
+
+@pytest.mark.parametrize("stem, name", CASES)
+def test_solution_passes_its_self_check(stem, name, capsys):
+    check = tutorial.EXERCISES[stem][name]
+    solution = getattr(solutions(stem), name)
+    assert isinstance(check(solution), str)
+    tutorial.self_check(check, solution)
+    assert f"{name}: passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("stem, name", CASES)
+def test_unfilled_stub_fails_its_self_check(stem, name, capsys):
+    check = tutorial.EXERCISES[stem][name]
+    stub = stubs(stem)[name]
+    with pytest.raises(NotImplementedError):
+        check(stub)
+    tutorial.self_check(check, stub)  # in the notebook: a message, not an error
+    assert "not filled in yet" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------- mistakes are caught
+def _eq1_naive(G, theta, s):  # overflows far from the threshold
+    z = s * (G - theta)
+    return np.log(1 + np.exp(-z)), -s / (1 + np.exp(z))
+
+
+def _eq1_sign(G, theta, s):  # the derivative's sign flipped
+    z = s * (G - theta)
+    return np.logaddexp(0.0, -z), s * expit(-z)
+
+
+def _unsquared(mask: bool, two_y: bool):
+    def local_grads_unsquared(x, W, b, theta, s):
+        a = x @ W + b
+        y = np.maximum(a, 0)
+        G = y.sum(axis=1)
+        dL_dG = -s * expit(-s * (G - theta))
+        dL_da = dL_dG[:, None] * (2 * y if two_y else np.ones_like(y))
+        if mask:
+            dL_da = dL_da * (a > 0)
+        return x.T @ dL_da, dL_da.sum(axis=0)
+
+    return local_grads_unsquared
+
+
+def _embed_in_place(x, labels, n_classes=10):
+    x[:, :n_classes] = 0
+    x[np.arange(len(x)), labels] = 1
+    return x
+
+
+def _embed_keeps_old_pixels(x, labels, n_classes=10):
+    out = x.copy()
+    out[np.arange(len(x)), labels] = 1
+    return out
+
+
+def _normalize_centred(y):
+    c = y - y.mean(axis=1, keepdims=True)
+    r = np.sqrt(np.mean(c**2, axis=1, keepdims=True))
+    return c / np.where(r > 0, r, 1)
+
+
+def _normalize_l2(y):
+    r = np.linalg.norm(y, axis=1, keepdims=True)
+    return y / np.where(r > 0, r, 1)
+
+
+def _normalize_unguarded(y):
+    return y / np.sqrt(np.mean(y**2, axis=1, keepdims=True))
+
+
+def _hard_uniform(q, labels, rng):  # ignores q
+    return (labels + rng.integers(1, 10, len(labels))) % 10
+
+
+def _hard_may_be_true(q, labels, rng):  # draws from q without removing the true label
+    return np.array([rng.choice(10, p=row / row.sum()) for row in q])
+
+
+def _hard_unseeded(q, labels, rng):  # right distribution, but not from rng
+    w = np.array(q, dtype=np.float64)
+    w[np.arange(len(q)), labels] = 0
+    sure = w.sum(axis=1) == 0
+    w[sure] = 1
+    w[sure, labels[sure]] = 0
+    p = w / w.sum(axis=1, keepdims=True)
+    other = np.random.default_rng()
+    return np.array([other.choice(10, p=row) for row in p])
+
+
+MISTAKES = [
+    ("eq1_loss", "log(1 + exp(-z)) overflows", _eq1_naive),
+    ("eq1_loss", "derivative of the wrong sign", _eq1_sign),
+    ("local_grads_unsquared", "no ReLU mask", _unsquared(mask=False, two_y=False)),
+    ("local_grads_unsquared", "dG/dy = 2y (the squared goodness)", _unsquared(True, True)),
+    ("embed_label", "writes into its input", _embed_in_place),
+    ("embed_label", "keeps the old label pixels", _embed_keeps_old_pixels),
+    ("normalize_rms", "subtracts the mean", _normalize_centred),
+    ("normalize_rms", "divides by the Euclidean length", _normalize_l2),
+    ("normalize_rms", "divides zero rows by zero", _normalize_unguarded),
+    ("hard_wrong_labels", "uniform, ignoring q", _hard_uniform),
+    ("hard_wrong_labels", "may return the true label", _hard_may_be_true),
+    ("hard_wrong_labels", "draws from another generator", _hard_unseeded),
+]
+CHECKS = {
+    name: check for exercises in tutorial.EXERCISES.values() for name, check in exercises.items()
+}
+
+
+@pytest.mark.parametrize("name, mistake, fn", MISTAKES, ids=[m for _, m, _ in MISTAKES])
+def test_self_check_catches_a_common_mistake(name, mistake, fn):
+    fn.__name__ = name
+    with np.errstate(all="ignore"), pytest.raises(AssertionError):
+        CHECKS[name](fn)
+
+
+def test_every_exercise_has_a_mistake_it_catches():
+    assert {name for name, _, _ in MISTAKES} == set(CHECKS)
