@@ -63,9 +63,9 @@ def test_tutorial_01_script_separates_positive_from_negative(script_run):
 def test_tutorial_02_script_trains_from_the_parts_and_through_the_experiment(script_run):
     ns, seconds, out = script_run("02_supervised_mnist", "--no-progress")
     assert_in_time(seconds, "02_supervised_mnist")
-    for name in ("our_receptive_fields.png", "run/learning_curve.png", "run/receptive_fields.png"):
+    for name in ("our_receptive_fields.png", "learning_curve.png", "receptive_fields.png"):
         assert_png(out / name)
-    assert (out / "run" / "metrics.json").is_file() and (out / "run" / "model.npz").is_file()
+    assert (out / "metrics.json").is_file() and (out / "model.npz").is_file()
     # our lines: the cell asserting they equal FFNet.train_step ran (an AssertionError
     # would have stopped the script), and they learnt
     assert ns["pairs"] and ns["error_softmax"] < 0.3 and ns["error_goodness"] < 0.5

@@ -338,7 +338,7 @@ args = experiments.default_args(
     "supervised",
     **RUN,
     seed=SEED,
-    out=str(OUT / "run"),
+    out=str(OUT),
     data_dir=options.data_dir,
     resume=options.resume,
     progress=not options.no_progress,
@@ -355,7 +355,7 @@ print(f"test error by softmax  {100 * test_error_softmax:.2f}%")
 # right):
 
 # %%
-tutorial.show(OUT / "run" / "learning_curve.png", caption=f"this run: {RUN}")
+tutorial.show(OUT / "learning_curve.png", caption=f"this run: {RUN}")
 
 # %% [markdown]
 # A few epochs on 10,000 images show the start of the curve only. The full setting is
@@ -374,9 +374,9 @@ tutorial.show_docs_figure(
 # draw its first layer's receptive fields.
 
 # %%
-run_net = load_ffnet(OUT / "run" / "model.npz")
+run_net = load_ffnet(OUT / "model.npz")
 fields = plot_receptive_fields(
-    run_net.layers[0].W, OUT / "run" / "receptive_fields.png", n=100, n_label_pixels=10
+    run_net.layers[0].W, OUT / "receptive_fields.png", n=100, n_label_pixels=10
 )
 tutorial.show(fields, caption="the experiment's first layer")
 
