@@ -40,7 +40,8 @@ def in_notebook() -> bool:
     window) rather than as a script (``python tutorials/NN_x.py`` or IPython's ``%run``)."""
     ipython = sys.modules.get("IPython")  # never imported here: a script need not have it
     shell = ipython.get_ipython() if ipython is not None else None
-    return type(shell).__name__ == "ZMQInteractiveShell"
+    # a Jupyter kernel's shell, or a subclass of it (Colab's)
+    return any(cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__)
 
 
 def parse_options(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:

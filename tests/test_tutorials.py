@@ -14,9 +14,14 @@ from __future__ import annotations
 import runpy
 import sys
 import time
+import types
+from pathlib import Path
 
 import pytest
 from helpers import QUICK_BUDGET, SLACK, TUTORIALS, assert_png, needs_mnist
+from matplotlib.figure import Figure
+
+from ff_numpy import tutorial
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +90,42 @@ def test_tutorial_03_orientation_invariance_and_one_shot(quick_run):
     assert changes["dense, unsquared goodness"] > 1e-3  # ... but not for these two
     assert changes["masked (local fields), squared"] > 1e-3
     assert max(result["one_shot_errors"]) < 1e-9  # Eq. 4: every layer on target
+
+
+def _fake_ipython(monkeypatch, shell_class_name: str) -> None:
+    """Make ``IPython.get_ipython()`` return a shell of a class with that name."""
+    shell = type(shell_class_name, (), {})()
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+
+
+def test_in_a_notebook_the_options_are_the_quick_setting_whatever_the_argv(monkeypatch):
+    p = tutorial.parser("t", "q", Path("o"))
+    _fake_ipython(monkeypatch, "ZMQInteractiveShell")
+    assert tutorial.in_notebook()
+    opts = tutorial.parse_options(p, ["-f", "/tmp/kernel-1.json"])  # the kernel's own argv
+    assert opts.quick and opts.no_progress and opts.out == Path("o")
+    opts = tutorial.parse_options(tutorial.parser("t", "q", Path("o"), trains=False))
+    assert opts.quick and not hasattr(opts, "no_progress")
+
+
+def test_in_a_script_or_ipython_terminal_the_command_line_decides(monkeypatch):
+    p = tutorial.parser("t", "q", Path("o"))
+    assert not tutorial.in_notebook()  # pytest
+    assert not tutorial.parse_options(p, []).quick
+    _fake_ipython(monkeypatch, "TerminalInteractiveShell")  # %run tutorials/NN_x.py
+    assert not tutorial.in_notebook()
+    assert tutorial.parse_options(p, ["--quick"]).quick
+    with pytest.raises(SystemExit):
+        tutorial.parse_options(p, ["-f", "/tmp/kernel-1.json"])
+
+
+def test_show_saves_a_figure_and_prints_its_path_in_a_script(tmp_path, capsys):
+    fig = Figure()
+    fig.subplots().plot([0, 1], [1, 0])
+    tutorial.show(fig, tmp_path / "a" / "f.png", caption="full run")
+    assert_png(tmp_path / "a" / "f.png")
+    assert capsys.readouterr().out.strip() == f"full run: {tmp_path / 'a' / 'f.png'}"
+    with pytest.raises(ValueError, match="path"):
+        tutorial.show(fig)
+    tutorial.show_docs_figure("no_such_figure.png", "full run")
+    assert "docs/figures/no_such_figure.png" in capsys.readouterr().out
