@@ -235,16 +235,17 @@ for step in range(3):
     batch = slice(100 * step, 100 * (step + 1))
     ours = train_step(x_train[batch], y_train[batch], rng_ours)
     lib = net.train_step(x_train[batch], y_train[batch], rng_lib, net_opt, net_readout_opt)
-    print(f"step {step + 1}: layer losses, ours {np.round(ours[1], 3)}")
-    print(f"        library {np.round([lib[f'layer{l}'] for l in range(len(layers))], 3)}")
+    lib_losses = [lib[f"layer{l}"] for l in range(len(layers))]
+    print(f"step {step + 1}, layer losses: ours    {np.round(ours[1], 3)}")
+    print(f"                     library {np.round(lib_losses, 3)}")
 pairs = [
     (f"layer {l} {k}", a.params()[k], b.params()[k])
     for l, (a, b) in enumerate(zip(layers, net.layers))
     for k in ("W", "b")
 ]
 pairs += [("readout V", readout.V, net.readout.V), ("readout c", readout.c, net.readout.c)]
-for what, ours, lib in pairs:
-    diff, tol = np.abs(ours - lib).max(), 1e-6 * np.abs(lib).max()
+for what, mine, theirs in pairs:
+    diff, tol = np.abs(mine - theirs).max(), 1e-6 * np.abs(theirs).max()
     assert diff <= tol, f"{what}: ours and the library differ by {diff:.2e} > {tol:.2e}"
 for l, layer in enumerate(layers):
     moved = np.abs(layer.W - start[l]).max()
@@ -288,10 +289,11 @@ G_val = goodness_per_label(x_val)  # (n_layers, B, 10)
 choices = {"all but the first (the paper)": SCORE}
 choices.update({f"layer {l} alone": [l] for l in range(len(layers))})
 choices["all layers"] = list(range(len(layers)))
+errors = {}
 for what, score in choices.items():
-    error = np.mean(G_val[score].sum(axis=0).argmax(axis=1) != y_val)
-    print(f"by goodness, {what:30s}: {100 * error:5.2f}% validation error")
-error_goodness = np.mean(predict_goodness(x_val) != y_val)
+    errors[what] = np.mean(G_val[score].sum(axis=0).argmax(axis=1) != y_val)
+    print(f"by goodness, {what:30s}: {100 * errors[what]:5.2f}% validation error")
+error_goodness = errors["all but the first (the paper)"]
 error_softmax = np.mean(predict_softmax(x_val) != y_val)
 print(f"by softmax (one neutral-label pass)        : {100 * error_softmax:5.2f}%")
 
@@ -318,7 +320,8 @@ tutorial.show(fields, caption=f"first-layer receptive fields after {OURS['epochs
 # %%
 tutorial.show_docs_figure(
     "jitter_3x1000_e1200_n60k_receptive_fields.png",
-    "full run of tutorial 08 (jittered MNIST, 3 x 1000, 1,200 epochs), the paper's Fig. 2",
+    "full run: the jittered network of tutorial 08 (3 x 1000, 1,200 epochs on 60,000 "
+    "images), as in the paper's Fig. 2",
 )
 
 # %% [markdown]
