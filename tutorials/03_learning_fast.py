@@ -113,7 +113,7 @@ def orientation_demo(x: np.ndarray, rng: np.random.Generator, out: Path) -> dict
             lay = Dense(x.size, N_UNITS, rng, dtype=np.float64)
             lay.W *= kw["mask"]
         # theta at the example's own goodness: p = 1/2, the steepest point of Eq. 1
-        theta = float(gd.goodness(lay.forward(x[None, :]), kw["goodness"])[0])
+        theta = float(gd.goodness(lay.forward(x[None, :])[0], kw["goodness"])[0])
         eff = fast.eq3_orientation(lay, x, theta, False, EPS, norm="rms", **kw)
         change = float(np.abs(eff.y_hat_after - eff.y_hat_before).max())
         changes[name] = change

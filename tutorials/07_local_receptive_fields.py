@@ -238,8 +238,8 @@ def fast_path_check(arch, x: np.ndarray) -> list[dict]:
     print("layer  forward rel. diff  gradient rel. diff  fast s   reference s")
     for l, fields in enumerate(arch):
         layer = Masked.from_fields(fields, rng)
-        y_fast, t_fast = timed(layer.forward, h)
-        y_ref, t_ref = timed(layer.forward_reference, h)
+        (y_fast, _), t_fast = timed(layer.forward, h)  # forward returns (y, cache)
+        (y_ref, _), t_ref = timed(layer.forward_reference, h)
         dL_da = (rng.standard_normal(y_fast.shape) * (y_fast > 0)).astype(np.float32)
         g_fast, tg_fast = timed(layer.weight_grad, h, dL_da)
         g_ref, tg_ref = timed(layer.weight_grad_reference, h, dL_da)
