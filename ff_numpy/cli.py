@@ -11,18 +11,9 @@ import json
 import sys
 
 from ff_numpy import __version__, experiments
+from ff_numpy.validate import OptionParser, non_negative_int
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not the usage block
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+_Parser = OptionParser  # one line, not the usage block; a refused value names its option
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("model", help="path to model.npz")
     ev.add_argument(
         "--shifts",
-        type=_non_negative,
+        type=non_negative_int(),
         default=0,
         metavar="S",
         help="also classify each test image from all (2S+1)^2 copies shifted by up to S "
@@ -67,9 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         if args.command == "train":
             if args.out is None:
                 raise ValueError("train needs --out DIR, the folder for the model and metrics")

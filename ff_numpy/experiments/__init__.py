@@ -17,6 +17,8 @@ import argparse
 import importlib
 import pkgutil
 
+from ff_numpy.validate import OptionParser, existing_folder
+
 REGISTRY: dict[str, type] = {}
 
 
@@ -59,8 +61,10 @@ def add_run_arguments(p: argparse.ArgumentParser, train: bool = True) -> None:
     with ``train=False`` only the data and progress options (``ff-numpy evaluate``)."""
     p.add_argument(
         "--data-dir",
+        type=existing_folder(),
         default=None,
-        help="folder with the dataset (default: $FF_NUMPY_DATA, then the download cache)",
+        help="folder with the dataset, which must exist (default: $FF_NUMPY_DATA, then "
+        "the download cache)",
     )
     p.add_argument(
         "--no-progress",
@@ -75,6 +79,11 @@ def add_run_arguments(p: argparse.ArgumentParser, train: bool = True) -> None:
         action="store_true",
         help="continue from DIR/model.npz (same options) if it exists",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in DIR (without it, a folder holding a run is refused)",
+    )
     p.add_argument("--out", default=None, help="output folder (required)")
 
 
@@ -86,7 +95,7 @@ def parser(name: str) -> argparse.ArgumentParser:
         args = parser("recurrent").parse_args(["--hidden", "500", "--out", "runs/x"])
         metrics = get("recurrent").run(args)
     """
-    p = argparse.ArgumentParser(prog=f"ff-numpy train {name}")
+    p = OptionParser(prog=f"ff-numpy train {name}")
     get(name).add_arguments(p)
     add_run_arguments(p)
     return p

@@ -57,6 +57,7 @@ from ff_numpy.experiments.options import (
 from ff_numpy.experiments.saved import load_mlp
 from ff_numpy.experiments.task import LabelledTask
 from ff_numpy.optim import SGD, Adam
+from ff_numpy.validate import fraction_0_1, non_negative_float, positive_float
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 0.001}
 
@@ -135,19 +136,19 @@ class Backprop(Experiment):
         )
         p.add_argument(
             "--lr",
-            type=float,
+            type=positive_float(),
             default=None,
             help="learning rate (default: 0.05 for sgd, 0.001 for adam)",
         )
         p.add_argument(
             "--momentum",
-            type=float,
+            type=fraction_0_1(),
             default=0.9,
             help="SGD momentum, dampening 0 (default: 0.9; ignored by adam)",
         )
         p.add_argument(
             "--weight-decay",
-            type=float,
+            type=non_negative_float(),
             default=5e-4,
             help="L2 weight decay of the weights, not the biases (default: 5e-4)",
         )

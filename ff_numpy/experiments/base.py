@@ -38,10 +38,11 @@ from pathlib import Path
 from ff_numpy import experiments, train
 from ff_numpy.data import load_mnist
 from ff_numpy.experiments.evaluation import shift_averaged_errors, test_errors
-from ff_numpy.experiments.options import check_loss_args
+from ff_numpy.experiments.options import check_loss_args, check_net_memory
 from ff_numpy.experiments.saved import load_ffnet
 from ff_numpy.model import FFNet
 from ff_numpy.optim import hold_then_linear
+from ff_numpy.validate import check_options
 
 
 class Experiment:
@@ -63,11 +64,14 @@ class Experiment:
         the same values (:func:`ff_numpy.train.fit`).
     schedule : callable
         ``schedule(epoch, epochs) -> lr factor``; default hold, then decay linearly.
+    n_in : int
+        Inputs of the net (784 for MNIST), for the memory check of ``--hidden``.
     """
 
     name: str
     help: str
     config_keys: tuple[str, ...] = ()
+    n_in: int = 784
     schedule = staticmethod(hold_then_linear)
     test_errors = staticmethod(test_errors)  # hook: (model, x_test, y_test) -> dict
 
@@ -117,6 +121,17 @@ class Experiment:
         return config
 
     @classmethod
+    def check(cls, args) -> None:
+        """Raise ``ValueError`` naming the first bad option of ``args``: each option's own
+        type and range (as the command line checks them, for a namespace set from
+        Python), the net's memory, then :meth:`check_args`. Nothing is loaded."""
+        check_options(experiments.parser(cls.name), args)
+        if getattr(args, "hidden", None):
+            check_net_memory(args.hidden, cls.n_in)
+        check_loss_args(args)
+        cls.check_args(args)
+
+    @classmethod
     def run(cls, args) -> dict:
         """Train; write ``DIR/metrics.json``, ``DIR/model.npz`` and the figures.
 
@@ -127,8 +142,7 @@ class Experiment:
         """
         if not args.out:
             raise ValueError(f"the {cls.name} experiment needs an output folder (--out DIR)")
-        check_loss_args(args)
-        cls.check_args(args)
+        cls.check(args)
         return cls.run_on(args, cls.load_data(args))
 
     @classmethod
@@ -161,6 +175,11 @@ class Experiment:
         shifts = getattr(args, "shifts", 0)
         if shifts and not isinstance(model, FFNet):
             raise ValueError(f"--shifts needs a feed-forward FF net; {cls.name} nets are not")
+        if shifts and model.image_shape and shifts >= min(model.image_shape):
+            side = min(model.image_shape)
+            raise ValueError(
+                f"--shifts must be less than the image's side ({side} pixels), got {shifts}"
+            )
         data = cls.load_data(args)
         errors = cls.test_errors(model, data.test.x, data.test.y)
         if shifts:

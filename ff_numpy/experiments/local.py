@@ -75,3 +75,4 @@ class Local(Unsupervised):
     def check_args(args) -> None:
         if list(args.hidden) != PAPER_SIZES:
             raise ValueError(f"--hidden is fixed by the local architecture: {PAPER_SIZES}")
+        Unsupervised.check_args(args)

@@ -114,8 +114,18 @@ from ff_numpy.experiments.options import (
     check_run_shape,
 )
 from ff_numpy.plots import plot_online_comparison, plot_online_curve
+from ff_numpy.validate import Real, non_negative_int, positive_int
 
 CURVE_FILE = "online_curve.png"
+DEFAULT_CHUNK = 5000
+
+
+def resolved_chunk(args) -> int:
+    """``--chunk``, or its default: 5,000 examples, or the whole stream when
+    ``--train-size`` is smaller (a default never makes a valid command fail)."""
+    if args.chunk is None:
+        return min(DEFAULT_CHUNK, args.train_size)
+    return int(args.chunk)
 
 
 def resolved_peer_strength(args) -> float:
@@ -167,20 +177,21 @@ class Online(Experiment):
         )
         p.add_argument(
             "--chunk",
-            type=int,
-            default=5000,
-            help="examples between evaluations, one checkpoint each (default: 5000)",
+            type=positive_int(),
+            default=None,
+            help=f"examples between evaluations, one checkpoint each (default: {DEFAULT_CHUNK}, "
+            "or --train-size when that is smaller)",
         )
         p.add_argument(
             "--margin",
-            type=float,
+            type=Real(0, 1, lo_open=True, hi_open=True, need="must lie in (0, 1)"),
             default=0.5,
             help="oneshot targets theta*(1+m) for positive, theta*(1-m) for negative data "
             "(default: 0.5)",
         )
         p.add_argument(
             "--damping",
-            type=float,
+            type=Real(0, 1, lo_open=True, need="must lie in (0, 1]"),
             default=0.5,
             help="oneshot: active units are scaled by 1 + d*(sqrt(S*/S_L) - 1); 1 lands "
             "exactly on the target (default: 0.5)",
@@ -210,7 +221,7 @@ class Online(Experiment):
         )
         p.add_argument(
             "--eval-size",
-            type=int,
+            type=non_negative_int(),
             default=2000,
             help="validation and test images for the per-chunk goodness errors, 0 for none "
             "(default: 2000; the final test errors use all 10,000)",
@@ -228,8 +239,9 @@ class Online(Experiment):
             raise ValueError(
                 f"--method oneshot takes no --peer-strength (a plain step), got {peer}"
             )
+        chunk = resolved_chunk(args)
         check_ranges(
-            ("--chunk", args.chunk, args.chunk >= 1, ">= 1"),
+            ("--chunk", chunk, chunk >= 1, ">= 1"),
             ("--lr", args.lr, args.lr > 0, "> 0"),
             ("--readout-lr", args.readout_lr, args.readout_lr > 0, "> 0"),
             ("--momentum", args.momentum, 0 <= args.momentum < 1, "in [0, 1)"),
@@ -239,8 +251,8 @@ class Online(Experiment):
         )
         if args.theta is not None and not args.theta > 0:
             raise ValueError(f"--theta must be > 0, got {args.theta}")
-        if args.chunk > args.train_size:
-            raise ValueError(f"--chunk ({args.chunk}) exceeds --train-size ({args.train_size})")
+        if chunk > args.train_size:
+            raise ValueError(f"--chunk ({chunk}) exceeds --train-size ({args.train_size})")
 
     @classmethod
     def build(cls, args, data):
@@ -255,7 +267,7 @@ class Online(Experiment):
             readout_opt,
             opt if args.method == "minibatch" else None,
             method=args.method,
-            chunk=args.chunk,
+            chunk=resolved_chunk(args),
             seed=args.seed,
             negatives=args.negatives,
             margin=args.margin,
@@ -267,7 +279,7 @@ class Online(Experiment):
 
     @staticmethod
     def resolved_options(args) -> dict:
-        return {"peer_strength": resolved_peer_strength(args)}
+        return {"peer_strength": resolved_peer_strength(args), "chunk": resolved_chunk(args)}
 
     @staticmethod
     def figures(metrics: dict, out_dir) -> None:

@@ -2,8 +2,13 @@
 
 An experiment's ``add_arguments`` builds its command line from these groups
 (:func:`add_run_shape_arguments`, :func:`add_ff_arguments`, ...), changing defaults and
-help texts where its recipe differs; its ``check_args`` raises ``ValueError`` naming the
-first bad option (:func:`check_run_shape`, :func:`check_ranges`).
+help texts where its recipe differs. Every option states its type and range once, as the
+``type=`` of its declaration (the checks of :mod:`ff_numpy.validate`: finite numbers,
+ranges, sizes that fit in memory), so a bad value is refused in one line naming the
+option, the value and what is expected, from the command line and from Python alike
+(:meth:`~ff_numpy.experiments.base.Experiment.run` checks the options of a namespace it
+is given). What depends on several options is checked by the experiment's ``check_args``
+(:func:`check_run_shape`, :func:`check_ranges`, :func:`check_net_memory`).
 """
 
 from __future__ import annotations
@@ -15,8 +20,25 @@ import numpy as np
 from ff_numpy.loss import LOSSES
 from ff_numpy.negatives import WRONG_LABELS
 from ff_numpy.norm import SCALES
+from ff_numpy.validate import (
+    Integer,
+    check_memory,
+    fraction_0_1,
+    memory_size,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 BOX_KEYS = ("black_box", "box_levels", "box_noise")  # the options of add_box_arguments
+
+#: Bytes a hidden unit needs at least: its float32 weights from a 784-pixel image and
+#: one optimiser slot of the same size (larger inputs only need more).
+HIDDEN_UNIT_BYTES = 784 * 4 * 2
+
+#: ``--hidden``'s type: positive layer sizes, each small enough to fit in memory.
+HIDDEN_SIZE = memory_size(HIDDEN_UNIT_BYTES, "hidden unit", need="needs positive layer sizes")
 
 
 def check_ranges(*checks: tuple) -> None:
@@ -27,10 +49,10 @@ def check_ranges(*checks: tuple) -> None:
             raise ValueError(f"{option} must be {need}, got {value}")
 
 
-def check_run_shape(args) -> None:
+def check_run_shape(args, n_in: int = 784) -> None:
     """Raise ``ValueError`` naming the first bad option of :func:`add_run_shape_arguments`:
-    ``--hidden`` needs positive sizes, ``--epochs``, ``--batch-size`` and ``--train-size``
-    at least 1."""
+    ``--hidden`` needs positive sizes whose weights fit in memory (:func:`check_net_memory`
+    for ``n_in`` inputs), ``--epochs``, ``--batch-size`` and ``--train-size`` at least 1."""
     if not args.hidden or min(args.hidden) < 1:
         raise ValueError(f"--hidden needs positive layer sizes, got {args.hidden}")
     check_ranges(
@@ -38,6 +60,25 @@ def check_run_shape(args) -> None:
         ("--batch-size", args.batch_size, args.batch_size >= 1, ">= 1"),
         ("--train-size", args.train_size, args.train_size >= 1, ">= 1"),
     )
+    check_net_memory(args.hidden, n_in)
+
+
+def check_net_memory(hidden, n_in: int = 784, n_classes: int = 10) -> None:
+    """Raise ``ValueError`` naming ``--hidden`` when the net's float32 weights and one
+    optimiser slot of each (a lower bound of what training needs) exceed the machine's
+    memory, before anything is allocated.
+
+    Parameters
+    ----------
+    hidden : sequence of int
+        ``--hidden``.
+    n_in, n_classes : int
+        Inputs of the first layer and outputs of the readout.
+    """
+    sizes = [int(n_in), *(int(h) for h in hidden)]
+    n_weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) + sizes[-1] * n_classes
+    shown = " ".join(str(h) for h in hidden)
+    check_memory(n_weights * 4 * 2, f"--hidden {shown}: the weights and optimiser state")
 
 
 def _add_options(p, options, defaults: dict, helps: dict | None) -> None:
@@ -91,17 +132,17 @@ def add_run_shape_arguments(
         (
             "--hidden",
             "hidden layer sizes (default: {hidden_text})",
-            {"type": int, "nargs": "+", "metavar": "N"},
+            {"type": HIDDEN_SIZE, "nargs": "+", "metavar": "N"},
         ),
-        ("--epochs", "epochs (default: {epochs})", {"type": int}),
-        ("--batch-size", "batch size (default: {batch_size})", {"type": int}),
+        ("--epochs", "epochs (default: {epochs})", {"type": positive_int()}),
+        ("--batch-size", "batch size (default: {batch_size})", {"type": positive_int()}),
         (
             "--train-size",
             "train on the first N of the 50,000 training images; 50,001-60,000 also take "
             "validation images, 60000 all of them (default: {train_size})",
-            {"type": int},
+            {"type": positive_int()},
         ),
-        ("--seed", "random seed (default: {seed})", {"type": int}),
+        ("--seed", "random seed (default: {seed})", {"type": non_negative_int()}),
     ]
     _add_options(p, options, defaults, helps)
     if track_test:
@@ -175,7 +216,7 @@ def add_ff_arguments(
             "learning rate of the hidden layers, for the exact gradient of the loss "
             "(Hinton's code drops the factor 2 of dG/dy: its 0.01 is 0.005 here; "
             "default: {lr})",
-            {"type": float},
+            {"type": non_negative_float()},
         ),
         (
             "--optimizer",
@@ -185,27 +226,27 @@ def add_ff_arguments(
         (
             "--momentum",
             "SGD momentum = dampening (Hinton's delay; default: {momentum})",
-            {"type": float},
+            {"type": fraction_0_1()},
         ),
         (
             "--weight-decay",
             "weight decay of the hidden weights (default: {weight_decay})",
-            {"type": float},
+            {"type": non_negative_float()},
         ),
         (
             "--peer-strength",
             "peer normalisation strength, 0 to turn off (default: {peer_strength})",
-            {"type": float},
+            {"type": non_negative_float()},
         ),
         (
             "--readout-lr",
             "learning rate of the softmax readout (default: {readout_lr})",
-            {"type": float},
+            {"type": non_negative_float()},
         ),
         (
             "--readout-weight-decay",
             "weight decay of the readout (default: {readout_weight_decay})",
-            {"type": float},
+            {"type": non_negative_float()},
         ),
         (
             "--negatives",
@@ -227,7 +268,7 @@ def add_ff_arguments(
         (
             "--theta",
             "goodness threshold (default: number of units of each layer)",
-            {"type": float},
+            {"type": positive_float()},
         ),
         (
             "--loss",
@@ -239,7 +280,7 @@ def add_ff_arguments(
         (
             "--alpha",
             "scale of the goodness difference of --loss symba (default: {alpha})",
-            {"type": float},
+            {"type": positive_float(need="must be finite and > 0")},
         ),
     ]
     exclude = set(exclude) | (set() if with_loss else {"loss", "alpha"})
@@ -267,7 +308,7 @@ def add_eval_every_argument(p: argparse.ArgumentParser, default: int = 5) -> Non
     costly) every K epochs and after the last."""
     p.add_argument(
         "--eval-every",
-        type=int,
+        type=positive_int(),
         default=default,
         help=f"goodness-based validation error every k epochs (default: {default})",
     )
@@ -277,18 +318,21 @@ def add_box_arguments(p: argparse.ArgumentParser) -> None:
     """``--black-box L`` and its settings (paper Sec. 10; :mod:`ff_numpy.blackbox`)."""
     p.add_argument(
         "--black-box",
-        type=int,
+        type=non_negative_int(),
         default=None,
         metavar="L",
         help="insert an unknown, non-differentiable, stochastic transform (permutation, "
         "quantisation, multiplicative noise) after hidden layer L (0-based)",
     )
     p.add_argument(
-        "--box-levels", type=int, default=4, help="quantisation levels of the box (default: 4)"
+        "--box-levels",
+        type=Integer(2),
+        default=4,
+        help="quantisation levels of the box (default: 4)",
     )
     p.add_argument(
         "--box-noise",
-        type=float,
+        type=fraction_0_1(),
         default=0.2,
         help="multiplicative noise amplitude of the box (default: 0.2)",
     )

@@ -26,6 +26,10 @@ from ff_numpy.experiments.options import (
 from ff_numpy.experiments.task import LabelledTask
 from ff_numpy.negatives import jitter as jitter_images
 from ff_numpy.norm import DEFAULT_SCALE
+from ff_numpy.validate import fraction_0_1, int_in
+
+#: Largest --jitter: a shift smaller than the 28-pixel image.
+MAX_JITTER = 27
 
 
 class SupervisedTask(LabelledTask):
@@ -70,9 +74,13 @@ class SupervisedTask(LabelledTask):
         eval_size=0,
     ):
         super().__init__(model, x_train, y_train, x_val, y_val, x_test, y_test, track_test)
+        for name, value, lo in (("eval_every", eval_every, 1), ("jitter", jitter, 0),
+                                ("eval_size", eval_size, 0)):  # fmt: skip
+            if not value >= lo:
+                raise ValueError(f"{name} must be >= {lo}, got {value}")
         self.opt, self.readout_opt = opt, readout_opt
         self.negatives = negatives
-        self.eval_every = max(1, int(eval_every))
+        self.eval_every = int(eval_every)
         self.jitter = int(jitter)
         self.eval_size = int(eval_size)
 
@@ -111,7 +119,7 @@ class Supervised(Experiment):
         add_eval_every_argument(p)
         p.add_argument(
             "--jitter",
-            type=int,
+            type=int_in(0, MAX_JITTER, need=f"must be in 0..{MAX_JITTER} (within the image)"),
             default=0,
             metavar="S",
             help="shift each training image by up to S pixels in each direction, drawn "
@@ -119,7 +127,7 @@ class Supervised(Experiment):
         )
         p.add_argument(
             "--dropout",
-            type=float,
+            type=fraction_0_1(need="must lie in [0, 1)"),
             default=0.0,
             metavar="P",
             help="in training, drop each hidden activity with probability P (inverted "

@@ -24,6 +24,11 @@ from ff_numpy.experiments.options import (
 from ff_numpy.experiments.task import LabelledTask
 from ff_numpy.negatives import N_BLUR
 from ff_numpy.norm import DEFAULT_SCALE
+from ff_numpy.validate import int_in, non_negative_int
+
+#: Largest --hybrid-blur: far more passes than any mask needs (20 already give regions of
+#: 10 pixels on a 28-pixel image); refuses a value that would run for ever.
+MAX_BLUR = 1000
 
 
 class UnsupervisedTask(LabelledTask):
@@ -89,7 +94,7 @@ class Unsupervised(Experiment):
         add_ff_arguments(p, lr=cls.default_lr, exclude=("negatives",), with_loss=True)
         p.add_argument(
             "--score-layers",
-            type=int,
+            type=non_negative_int(),
             nargs="+",
             default=None,
             metavar="L",
@@ -98,12 +103,20 @@ class Unsupervised(Experiment):
         )
         p.add_argument(
             "--hybrid-blur",
-            type=int,
+            type=int_in(0, MAX_BLUR),
             default=cls.default_blur,
             metavar="N",
             help="blurring steps of the hybrid-image masks: fewer give smaller regions "
             f"(default: {cls.default_blur})",
         )
+
+    @staticmethod
+    def check_args(args) -> None:
+        n = len(args.hidden)
+        if any(not 0 <= l < n for l in args.score_layers or ()):
+            raise ValueError(
+                f"--score-layers must index the hidden layers 0..{n - 1}, got {args.score_layers}"
+            )
 
     @staticmethod
     def model_options(args) -> dict:
