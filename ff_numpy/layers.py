@@ -94,7 +94,9 @@ class Dense:
         -------
         y : ndarray, shape (B, n_out)
         cache : (x, y)
-            What :meth:`local_grads` needs: the input and the output.
+            What :meth:`local_grads` needs: the input and the output, the arrays
+            themselves (no copies): change neither before :meth:`local_grads` is called
+            (the training step normalises ``y`` in place only after the update).
         """
         a = self.linear(x, out=out)  # a = x W: (B, n_in) @ (n_in, n_out) -> (B, n_out)
         a += self.b  # a = x W + b
