@@ -1,28 +1,42 @@
 """Command line: ``ff-numpy train EXPERIMENT ... --out DIR``, ``evaluate``, ``plot``.
 
 ``python -m ff_numpy`` is the same program. Errors in arguments, data or checkpoints
-print one line and exit with status 2, not a traceback.
+print one line and exit with status 2, not a traceback. SIGINT (Ctrl-C) and SIGTERM end
+a run with one line saying what was saved (status 130 and 143); a save in progress is
+finished first, so no temporary file is left behind.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import json
+import os
+import signal
 import sys
+import threading
+from pathlib import Path
 
-from ff_numpy import __version__, experiments
-from ff_numpy.validate import OptionParser, non_negative_int
+from ff_numpy import __version__
 
-_Parser = OptionParser  # one line, not the usage block; a refused value names its option
+# The library is imported inside main(), after the signal handlers are in place: an
+# interrupt while NumPy and the experiments load ends as cleanly as one in training.
+
+#: Set to show the traceback of an unexpected error (one line otherwise).
+DEBUG_ENV = "FF_NUMPY_DEBUG"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ff-numpy", description=__doc__.splitlines()[0])
+def build_parser():
+    """The parser of ``ff-numpy``: ``train EXPERIMENT``, ``evaluate``, ``plot``."""
+    from ff_numpy import experiments
+    from ff_numpy.validate import OptionParser, non_negative_int
+
+    parser = OptionParser(prog="ff-numpy", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ff_numpy {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OptionParser)
 
     train = sub.add_parser("train", help="train an experiment")
-    exp_sub = train.add_subparsers(dest="experiment", required=True, parser_class=_Parser)
+    exp_sub = train.add_subparsers(dest="experiment", required=True, parser_class=OptionParser)
     for name in experiments.names():
         exp = experiments.get(name)
         p = exp_sub.add_parser(name, help=exp.help, description=exp.help)
@@ -37,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="S",
         help="also classify each test image from all (2S+1)^2 copies shifted by up to S "
-        "pixels, goodness summed and probabilities averaged (test-time averaging, not in "
-        "the paper; (2S+1)^2 times the cost; default: 0, off)",
+        "pixels (S less than the image's side), goodness summed and probabilities "
+        "averaged (test-time averaging, not in the paper; (2S+1)^2 times the cost; "
+        "default: 0, off)",
     )
     experiments.add_run_arguments(ev, train=False)
 
@@ -47,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="redraw a run's figure from its metrics.json, or overlay several runs",
     )
     pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders holding metrics.json")
-    pl.add_argument("--out", default=None, help="PNG to write (needed with several runs)")
+    pl.add_argument(
+        "--out",
+        default=None,
+        help="figure to write (a folder: the run's figure name in it; no extension: .png); "
+        "needed with several runs",
+    )
     pl.add_argument(
         "--split",
         choices=["test", "val"],
@@ -58,45 +78,157 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run ``ff-numpy ARGV``; return the exit status (0, 2 for a refused input, 1 for an
+    unexpected error, 130 / 143 after SIGINT / SIGTERM)."""
+    state = {"args": None}
+    with _stop_on_signals():
+        try:
+            return _main(argv, state)
+        except KeyboardInterrupt as stop:  # SIGINT, or SIGTERM (_Stop)
+            signum = getattr(stop, "signum", signal.SIGINT)
+            with contextlib.suppress(Exception):  # the message must not fail the exit
+                print(f"ff-numpy: {_interrupted(state['args'], signum)}", file=sys.stderr)
+            return 128 + int(signum)
+
+
+def _main(argv, state: dict) -> int:
+    from ff_numpy.validate import OptionError
+
     try:
-        args = build_parser().parse_args(argv)
+        args = state["args"] = build_parser().parse_args(argv)
         if args.command == "train":
-            if args.out is None:
-                raise ValueError("train needs --out DIR, the folder for the model and metrics")
-            metrics = experiments.get(args.experiment).run(args)
-            final = {k: v for k, v in metrics.items() if k.startswith("test_")}
-            print(json.dumps(final, indent=2))
+            _train(args)
         elif args.command == "evaluate":
-            from ff_numpy import checkpoint
-
-            _, meta = checkpoint.load(args.model)
-            name = meta.get("config", {}).get("experiment")
-            if name is None:
-                raise ValueError(f"{args.model} does not say which experiment wrote it")
-            print(json.dumps(experiments.get(name).evaluate(args.model, args), indent=2))
+            _evaluate(args)
         elif args.command == "plot":
-            from ff_numpy import plots
-
-            runs = args.run_dirs
-            if len(runs) == 1:
-                print(plots.plot_run(runs[0], args.out))
-            elif args.out is None:
-                raise ValueError("plotting several runs needs --out PNG")
-            else:
-                metrics = [plots.load_metrics(r) for r in runs]
-                online = all(m["config"].get("experiment") == "online" for m in metrics)
-                draw = plots.plot_online_comparison if online else plots.plot_comparison
-                print(draw(metrics, args.out, args.split))
-    except (ValueError, TypeError, OSError) as err:
-        print(f"ff-numpy: error: {err}", file=sys.stderr)
+            _plot(args)
+    except (OptionError, ValueError, TypeError, OSError) as err:
+        _error(err)
         return 2
-    except KeyboardInterrupt:
-        print(
-            "ff-numpy: interrupted (the last finished epoch is saved; use --resume)",
-            file=sys.stderr,
+    except MemoryError as err:
+        _error(f"not enough memory for this run ({err or 'MemoryError'}); use smaller sizes")
+        return 2
+    except Exception as err:  # a bug: still one line, unless asked for the traceback
+        if os.environ.get(DEBUG_ENV):
+            raise
+        _error(
+            f"unexpected {type(err).__name__}: {err} (a bug; set {DEBUG_ENV}=1 to see "
+            "the traceback)"
         )
-        return 130
+        return 1
     return 0
+
+
+def _error(err) -> None:
+    text = " ".join(str(err).split()) or type(err).__name__  # one line
+    print(f"ff-numpy: error: {text}", file=sys.stderr)
+
+
+def _train(args) -> None:
+    from ff_numpy import experiments, train
+
+    if args.out is None:
+        raise ValueError("train needs --out DIR, the folder for the model and metrics")
+    if args.resume and args.overwrite:
+        raise ValueError("give --resume (continue the run in --out) or --overwrite, not both")
+    exp = experiments.get(args.experiment)
+    exp.check(args)  # options first: a bad one is named before the folder is looked at
+    held = train.existing_run(args.out)
+    if held and not (args.resume or args.overwrite):
+        raise ValueError(
+            f"{args.out} already holds {held}: add --resume to continue it, --overwrite to "
+            "replace it, or choose a new --out"
+        )
+    if args.overwrite:
+        train.clear_run(args.out)
+    metrics = exp.run(args)
+    final = {k: v for k, v in metrics.items() if k.startswith("test_")}
+    print(json.dumps(final, indent=2))
+
+
+def _evaluate(args) -> None:
+    from ff_numpy import checkpoint, experiments
+
+    meta = checkpoint.read_meta(args.model)
+    config = meta.get("config")
+    name = config.get("experiment") if isinstance(config, dict) else None
+    if not isinstance(name, str):
+        raise ValueError(f"{args.model} does not say which experiment wrote it")
+    if name not in experiments.names():
+        raise ValueError(f"{args.model} was written by an unknown experiment {name!r}")
+    print(json.dumps(experiments.get(name).evaluate(args.model, args), indent=2))
+
+
+def _plot(args) -> None:
+    from ff_numpy import plots
+
+    runs = args.run_dirs
+    if len(runs) == 1:
+        print(plots.plot_run(runs[0], args.out))
+    elif args.out is None:
+        raise ValueError("plotting several runs needs --out PNG")
+    else:
+        metrics = [plots.load_metrics(r) for r in runs]
+        online = all(m.get("config", {}).get("experiment") == "online" for m in metrics)
+        draw = plots.plot_online_comparison if online else plots.plot_comparison
+        print(draw(metrics, plots.figure_path(args.out, "comparison.png"), args.split))
+
+
+# ----------------------------------------------------------------------------- signals
+class _Stop(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised where the program was (``signum`` says which)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _on_signal(signum, frame):
+    for s in STOP_SIGNALS:  # a second signal must not cut the clean stop short
+        signal.signal(s, signal.SIG_IGN)
+    raise _Stop(signum)
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """Inside the block, SIGINT and SIGTERM raise :class:`_Stop` (once; later ones are
+    ignored while the program stops). Saves hold them until done
+    (:func:`ff_numpy.checkpoint.deferred_signals`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    for s in STOP_SIGNALS:
+        signal.signal(s, _on_signal)
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+
+
+def _interrupted(args, signum: int) -> str:
+    """One line: which signal stopped the program, and what was saved."""
+    name = signal.Signals(signum).name
+    if args is None or getattr(args, "command", None) != "train" or not args.out:
+        return f"interrupted ({name}): nothing was written"
+    from ff_numpy import checkpoint, train
+
+    model = Path(args.out) / train.MODEL_FILE
+    if not model.exists():
+        return f"interrupted ({name}) before the first epoch finished: nothing was saved"
+    try:
+        meta = checkpoint.read_meta(model)
+        config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+        done, total = meta.get("epochs_done"), config.get("epochs")
+    except ValueError:
+        return f"interrupted ({name}): {model} is the last checkpoint; continue with --resume"
+    if done == total:
+        return (
+            f"interrupted ({name}) after the last epoch: {model} holds all {total}; "
+            "--resume writes the final metrics and figures"
+        )
+    return f"interrupted ({name}): {model} holds epoch {done} of {total}; continue with --resume"
 
 
 if __name__ == "__main__":

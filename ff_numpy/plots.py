@@ -3,11 +3,18 @@
 Computing and plotting are kept apart: a run writes JSON and arrays; these functions read
 them and save PNG files. They use matplotlib's object interface (``Figure``), not pyplot, so
 they never open a window and never change the caller's backend.
+
+A figure is written like a checkpoint (:func:`ff_numpy.checkpoint.atomic_write`: a
+temporary file renamed, the mode of an ordinary file). A ``metrics.json`` is checked when
+read (:func:`load_metrics`): one that is not JSON or not shaped as a run writes it is
+refused with one line naming the file; a ``null`` (a number that was not finite) is left
+out of the curves.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,27 +22,113 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
-
-def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    return path
-
+from ff_numpy.checkpoint import atomic_write
 
 METRICS_FILE = "metrics.json"
 
 
+def figure_path(path, default_name: str = "learning_curve.png") -> Path:
+    """Where a figure asked for as ``path`` goes: inside it (as ``default_name``) if it is
+    a folder, with ``.png`` added if it has no extension."""
+    path = Path(path)
+    if path.is_dir():
+        return path / default_name
+    return path if path.suffix else path.with_name(path.name + ".png")
+
+
+def _save(fig, path) -> Path:
+    """Write ``fig`` to ``path`` (:func:`figure_path`) atomically; return where it went."""
+    path = figure_path(path)
+    formats = fig.canvas.get_supported_filetypes()
+    fmt = path.suffix[1:].lower() if path.suffix[1:].lower() in formats else "png"
+    return atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=120, bbox_inches="tight"))
+
+
 def load_metrics(run) -> dict:
-    """The contents of a run's ``metrics.json`` (given the dict, the file or its folder)."""
+    """The contents of a run's ``metrics.json`` (given the dict, the file or its folder).
+
+    A file is checked; a dict is returned as it is.
+
+    Raises
+    ------
+    ValueError
+        Naming the file: it is missing, not JSON, or not shaped as a run writes it
+        (:func:`metrics_problem`).
+    """
     if isinstance(run, dict):
-        return run
+        return run  # computed in memory, not read
     path = Path(run)
     if path.is_dir():
         path = path / METRICS_FILE
     if not path.is_file():
         raise ValueError(f"{run} has no {METRICS_FILE}")
-    return json.loads(path.read_text())
+    try:
+        metrics = json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from None
+    problem = metrics_problem(metrics)
+    if problem:
+        raise ValueError(f"{path} is not a run's {METRICS_FILE}: {problem}")
+    return metrics
+
+
+def metrics_problem(metrics) -> str | None:
+    """What makes ``metrics`` unlike a run's ``metrics.json``, or None.
+
+    Needed: a JSON object; ``config``, if present, an object; ``history`` a list of
+    objects, each with an integer ``epoch`` (and ``examples_seen`` for online runs), its
+    ``train_loss`` (if any) an object; numbers where errors are, ``null`` allowed.
+    """
+    if not isinstance(metrics, dict):
+        return f"a JSON {_json_type(metrics)}, expected an object with config and history"
+    cfg = metrics.get("config", {})
+    if not isinstance(cfg, dict):
+        return f"config is a JSON {_json_type(cfg)}, expected an object"
+    hist = metrics.get("history")
+    if not isinstance(hist, list):
+        return f"history is {'missing' if hist is None else 'a JSON ' + _json_type(hist)}, " \
+            "expected a list of epochs"  # fmt: skip
+    online = cfg.get("experiment") == "online"
+    for i, r in enumerate(hist):
+        if not isinstance(r, dict):
+            return f"history entry {i} is a JSON {_json_type(r)}, expected an object"
+        for key in ("epoch", "examples_seen") if online else ("epoch",):
+            if not _is_int(r.get(key)):
+                return f"history entry {i} has no integer {key}"
+        if not isinstance(r.get("train_loss", {}), dict):
+            return f"history entry {i} has a train_loss that is not an object"
+        for key, value in [*r.items(), *r.get("train_loss", {}).items()]:
+            if ("error" in key or key.startswith("layer")) and not _is_number(value, True):
+                return f"history entry {i} has a {key} that is not a number: {value!r}"
+    for key, value in metrics.items():
+        if key.startswith("test_error") and not _is_number(value, True):
+            return f"{key} is not a number: {value!r}"
+    return None
+
+
+def _json_type(x) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(x), "number")
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x, none_ok: bool = False) -> bool:
+    return (x is None and none_ok) or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+
+def _points(hist: list[dict], x_key: str, key: str) -> list[tuple[float, float]]:
+    """``(x, 100 * value)`` of the entries that have a finite ``key`` (``null``: skipped)."""
+    return [
+        (r[x_key], 100 * r[key]) for r in hist if _is_number(r.get(key)) and math.isfinite(r[key])
+    ]
+
+
+def _final(metrics: dict, key: str) -> bool:
+    """Whether ``metrics`` has a finite final ``key``."""
+    return _is_number(metrics.get(key)) and math.isfinite(metrics[key])
 
 
 def run_label(metrics: dict) -> str:
@@ -47,7 +140,8 @@ def run_label(metrics: dict) -> str:
         return f"oneshot (d={d}, m={m}, jump-if {rule}{seed})"
     if cfg.get("method") == "minibatch":
         return f"minibatch (B={cfg.get('batch_size')}, lr={cfg.get('lr')}{seed})"
-    hidden = "x".join(str(h) for h in cfg.get("hidden", []))
+    hidden = cfg.get("hidden")
+    hidden = "x".join(str(h) for h in hidden) if isinstance(hidden, list) else str(hidden or "")
     parts = [str(cfg.get("experiment", "run")), hidden]
     parts += [f"{k} {cfg[k]}" for k in ("negatives", "objective", "goodness") if k in cfg]
     if cfg.get("black_box") is not None:
@@ -61,6 +155,12 @@ def run_label(metrics: dict) -> str:
     return " ".join(p for p in parts if p) + seed
 
 
+def _legend(ax, **kwargs) -> None:
+    """A legend, if anything was drawn with a label (an empty one only warns)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+
+
 def _error_axes(ax, title: str) -> None:
     ax.set_xlabel("examples seen")
     ax.set_ylabel("error (%)")
@@ -68,7 +168,7 @@ def _error_axes(ax, title: str) -> None:
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     ax.set_title(title, fontsize=10)
 
 
@@ -95,15 +195,15 @@ def plot_online_curve(metrics, path) -> Path:
         ("val_error_softmax", "o:"),
         ("val_error_goodness", "s:"),
     ):
-        pts = [(r["examples_seen"], 100 * r[key]) for r in hist if key in r]
+        pts = _points(hist, "examples_seen", key)
         if pts:
             n, e = zip(*pts)
             label = key.replace("_error_", ", ").replace("val", "validation")
             if key.endswith("goodness"):
-                label += f" (first {metrics['config'].get('eval_size')})"
+                label += f" (first {metrics.get('config', {}).get('eval_size')})"
             ax.plot(n, e, style, ms=3, label=label)
     for key in ("test_error_goodness", "test_error_softmax"):
-        if key in metrics and hist:
+        if _final(metrics, key) and hist:
             kind = key.rsplit("_", 1)[1]
             ax.annotate(
                 f"final test, {kind}: {100 * metrics[key]:.2f}%",
@@ -112,7 +212,7 @@ def plot_online_curve(metrics, path) -> Path:
                 ha="right",
                 va="bottom",
             )
-    _error_axes(ax, run_label(metrics) + f"  hidden={metrics['config'].get('hidden')}")
+    _error_axes(ax, run_label(metrics) + f"  hidden={metrics.get('config', {}).get('hidden')}")
     return _save(fig, path)
 
 
@@ -144,7 +244,7 @@ def plot_online_comparison(runs, path, split: str = "test") -> Path:
         label = run_label(metrics)
         for kind, style in (("softmax", "o-"), ("goodness", "s--")):
             key = f"{split}_error_{kind}"
-            pts = [(r["examples_seen"], 100 * r[key]) for r in metrics["history"] if key in r]
+            pts = _points(metrics["history"], "examples_seen", key)
             if pts:
                 n, e = zip(*pts)
                 ax.plot(n, e, style, color=color, ms=3, label=f"{label}, {kind}")
@@ -195,7 +295,7 @@ def plot_comparison(runs, path, split: str = "test", labels=None, kinds=None) ->
         for kind in kinds or styles:
             suffix, style = styles[kind]
             key = f"{split}_error{suffix}"
-            pts = [(r["epoch"], 100 * r[key]) for r in metrics["history"] if key in r]
+            pts = _points(metrics["history"], "epoch", key)
             if pts:
                 e, v = zip(*pts)
                 ax.plot(e, v, style, color=f"C{i}", ms=3, label=f"{label}, {kind}")
@@ -209,12 +309,28 @@ def plot_comparison(runs, path, split: str = "test", labels=None, kinds=None) ->
 
 
 def plot_run(run, path=None) -> Path:
-    """The right figure for one run folder: examples seen for online runs, else epochs."""
+    """The right figure for one run folder: examples seen for online runs, else epochs.
+
+    Parameters
+    ----------
+    run : str or Path
+        The run's folder (or its ``metrics.json``).
+    path : str or Path, optional
+        Where to write it (:func:`figure_path`: a folder gets the run's figure name); by
+        default into the run's folder.
+
+    Returns
+    -------
+    path : Path
+        The file written.
+    """
     metrics = load_metrics(run)
     online = metrics.get("config", {}).get("experiment") == "online"
+    name = "online_curve.png" if online else "learning_curve.png"
     if path is None:
-        path = Path(run) / ("online_curve.png" if online else "learning_curve.png")
-    return (plot_online_curve if online else plot_learning_curve)(metrics, path)
+        folder = Path(run) if Path(run).is_dir() else Path(run).parent
+        path = folder / name
+    return (plot_online_curve if online else plot_learning_curve)(metrics, figure_path(path, name))
 
 
 def plot_learning_curve(metrics, path) -> Path:
@@ -237,7 +353,7 @@ def plot_learning_curve(metrics, path) -> Path:
         for suffix, kind in (("_softmax", ", softmax"), ("_goodness", ", goodness"), ("", ""))
     ]
     for key, label in curves:
-        pts = [(r["epoch"], 100 * r[key]) for r in hist if key in r]
+        pts = _points(hist, "epoch", key)
         if pts:
             e, v = zip(*pts)
             style = ("o-" if len(pts) < 30 else "-") if key.startswith("val") else "x:"
@@ -248,7 +364,7 @@ def plot_learning_curve(metrics, path) -> Path:
         ("test_error", "test"),
     ):
         # backprop writes test_error and test_error_softmax (the same number): one line
-        if key in metrics and not (key == "test_error_softmax" and "test_error" in metrics):
+        if _final(metrics, key) and not (key == "test_error_softmax" and "test_error" in metrics):
             ax1.axhline(100 * metrics[key], ls="--", lw=0.8, color="gray")
             ax1.annotate(
                 f"{label} {100 * metrics[key]:.2f}%",
@@ -265,18 +381,18 @@ def plot_learning_curve(metrics, path) -> Path:
         axis.set_major_formatter(FormatStrFormatter("%g"))
         axis.set_minor_formatter(FormatStrFormatter("%g"))
     ax1.grid(True, which="both", alpha=0.3)
-    ax1.legend()
+    _legend(ax1)
     ax1.set_title("classification error")
     names = sorted({k for r in hist for k in r.get("train_loss", {})})
     for k in names:
-        ax2.plot(
-            [r["epoch"] for r in hist], [r["train_loss"].get(k, np.nan) for r in hist], label=k
-        )
+        losses = [r.get("train_loss", {}).get(k) for r in hist]
+        losses = [v if _is_number(v) else np.nan for v in losses]  # null: a gap
+        ax2.plot([r["epoch"] for r in hist], losses, label=k)
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("mean training loss")
     ax2.set_yscale("log")
     ax2.grid(True, which="both", alpha=0.3)
-    ax2.legend(fontsize=8)
+    _legend(ax2, fontsize=8)
     cfg = metrics.get("config", {})
     if "negatives" in cfg:
         ax2.set_title("per-layer FF loss (positive + negative) and readout loss")
@@ -390,7 +506,7 @@ def plot_goodness_by_iteration(metrics, path) -> Path:
     ax.set_ylabel("goodness (sum over scored layers)")
     ax.set_xticks(t)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    _legend(ax)
     ax.set_title(f"recurrent net, objective {cfg.get('objective', 'max')}: test images")
     return _save(fig, path)
 
@@ -422,6 +538,6 @@ def plot_error_by_window(metrics, path) -> Path:
     ax.set_xlabel("iteration")
     ax.set_ylabel("test error (%)")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    _legend(ax)
     ax.set_title("classification by goodness: which iterations to average")
     return _save(fig, path)

@@ -6,12 +6,21 @@ checkpoint after every epoch, and exact ``--resume``: the checkpoint holds the w
 the optimiser slots, the random generator's state and the history, so a resumed run
 produces the same numbers as an uninterrupted one.
 
+What a stop leaves behind: after every epoch ``model.npz`` and then ``metrics.json`` are
+replaced, each atomically, with SIGINT and SIGTERM held until both are written, so an
+interrupt leaves them in agreement. Only ``kill -9`` between the two renames can leave
+``metrics.json`` one epoch behind; a resumed run rewrites it from the checkpoint at its
+start, and a start also removes the temporaries of a killed save. A run whose weights
+become NaN or infinite stops with an error, keeping the last finite checkpoint.
+
 A task is any object with the methods of :class:`Task`; experiments in
 :mod:`ff_numpy.experiments` build them.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import time
 import warnings
@@ -100,22 +109,14 @@ def fit(
         raise ValueError(f"warmup_batches must be >= 0, got {warmup_batches}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.remove_stale_temporaries(out_dir)  # left by a killed save
     model_path = out_dir / MODEL_FILE
     rng = np.random.default_rng(seed)
     history: list[dict] = []
     start_epoch = 0
     if resume and model_path.exists():
-        arrays, meta = checkpoint.load(model_path)
-        changed = _config_changes(meta.get("config", {}), config, config_defaults or {})
-        if changed:
-            raise ValueError(
-                f"cannot resume {model_path}: its configuration differs in {changed}; "
-                "use the same options or a new --out"
-            )
-        task.load_state(arrays)
-        rng.bit_generator.state = meta["rng_state"]
-        history = meta["history"]
-        start_epoch = meta["epochs_done"]
+        history = _resume(task, rng, model_path, config, config_defaults or {})
+        start_epoch = len(history)
         if progress:
             print(f"resuming {model_path} after epoch {start_epoch} of {epochs}")
         now = _where_it_ran()["blas_threads"]
@@ -142,12 +143,15 @@ def fit(
             leave=False,
             unit="batch",
         )
-        for i in bar:
-            idx = perm[i * batch_size : (i + 1) * batch_size]
-            scale = lr_scale * linear_warmup(epoch * n_batches + i, warmup_batches)
-            losses = task.train_batch(idx, rng, scale)
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v * len(idx)
+        with _diverging_quietly():
+            for i in bar:
+                idx = perm[i * batch_size : (i + 1) * batch_size]
+                scale = lr_scale * linear_warmup(epoch * n_batches + i, warmup_batches)
+                losses = task.train_batch(idx, rng, scale)
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v * len(idx)
+                if not all(math.isfinite(v) for v in losses.values()):
+                    _check_finite(task.state(), epoch, model_path)  # diverged: stop now
         train_seconds = time.perf_counter() - t0
         record = {
             "epoch": epoch + 1,
@@ -172,8 +176,11 @@ def fit(
             "history": history,
             "rng_state": rng.bit_generator.state,
         }
-        checkpoint.save(model_path, task.state(), meta)
-        checkpoint.write_json(out_dir / METRICS_FILE, {"config": config, "history": history})
+        state = task.state()
+        _check_finite(state, epoch, model_path)
+        with checkpoint.deferred_signals():  # both files, or neither
+            checkpoint.save(model_path, state, meta)
+            checkpoint.write_json(out_dir / METRICS_FILE, {"config": config, "history": history})
 
     final = task.final_metrics()
     metrics = {
@@ -187,6 +194,118 @@ def fit(
     }
     checkpoint.write_json(out_dir / METRICS_FILE, metrics)
     return metrics
+
+
+def _resume(task, rng, model_path: Path, config: dict, defaults: dict) -> list[dict]:
+    """Restore ``task`` and ``rng`` from the checkpoint ``model_path``; return its history.
+
+    The checkpoint must be whole (:func:`ff_numpy.checkpoint.load`), its metadata complete
+    and its configuration the run's; ``metrics.json`` is rewritten from it if it lags.
+
+    Raises
+    ------
+    ValueError
+        ``"cannot resume PATH: ..."`` naming the problem.
+    """
+    arrays, meta = checkpoint.load(model_path)
+    problem = _meta_problem(meta)
+    if problem:
+        raise ValueError(f"cannot resume {model_path}: {problem}")
+    changed = _config_changes(meta["config"], config, defaults)
+    if changed:
+        raise ValueError(
+            f"cannot resume {model_path}: its configuration differs in {changed}; "
+            "use the same options or a new --out"
+        )
+    try:
+        task.load_state(arrays)
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"cannot resume {model_path}: {err}") from None
+    try:
+        rng.bit_generator.state = meta["rng_state"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"cannot resume {model_path}: its random generator state is damaged ({err})"
+        ) from None
+    history = meta["history"]
+    _repair_metrics(model_path.parent / METRICS_FILE, config, history)
+    return history
+
+
+def _meta_problem(meta: dict) -> str | None:
+    """What a checkpoint's metadata lacks for a resume, or None."""
+    done, history = meta.get("epochs_done"), meta.get("history")
+    if not isinstance(meta.get("config"), dict):
+        return "its metadata has no configuration (config)"
+    if not isinstance(done, int) or isinstance(done, bool) or done < 0:
+        return f"its metadata has no valid epochs_done, got {done!r}"
+    if not isinstance(history, list) or len(history) != done:
+        return f"its history does not hold its {done} epochs"
+    if any(not isinstance(r, dict) or r.get("epoch") != i + 1 for i, r in enumerate(history)):
+        return "its history is malformed (entries must be epochs 1, 2, ...)"
+    if not isinstance(meta.get("rng_state"), dict):
+        return "its metadata has no random generator state (rng_state)"
+    return None
+
+
+def _repair_metrics(path: Path, config: dict, history: list[dict]) -> None:
+    """Rewrite ``metrics.json`` from the checkpoint's history unless it has the same
+    epochs (after a kill between the two writes of an epoch it lags one behind)."""
+    try:
+        saved = json.loads(path.read_text())
+        epochs = [r.get("epoch") for r in saved["history"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        epochs = None
+    if epochs != [r["epoch"] for r in history]:
+        checkpoint.write_json(path, {"config": config, "history": history})
+
+
+def _diverging_quietly():
+    """NumPy's overflow and invalid-value warnings off (where they only warn): a run
+    that diverges is stopped by :func:`_check_finite` with one line instead."""
+    quiet = {k: "ignore" for k in ("over", "invalid", "divide") if np.geterr()[k] == "warn"}
+    return np.errstate(**quiet)
+
+
+def _check_finite(state: dict[str, np.ndarray], epoch: int, model_path: Path) -> None:
+    """Raise ``ValueError`` when training has made an array NaN or infinite: nothing is
+    saved over the last finite checkpoint."""
+    for name, a in state.items():
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            kept = (
+                f"{model_path} keeps epoch {epoch}" if epoch and model_path.exists()
+                else "nothing was saved"
+            )  # fmt: skip
+            raise ValueError(
+                f"training diverged in epoch {epoch + 1}: {name} holds NaN or infinite "
+                f"values; {kept} (a smaller learning rate may help)"
+            )
+
+
+def existing_run(out_dir) -> str | None:
+    """What run ``out_dir`` holds, in words (``"a finished run (5 of 5 epochs)"``), or
+    None if it holds no ``model.npz`` or ``metrics.json``."""
+    out_dir = Path(out_dir)
+    model_path, metrics_path = out_dir / MODEL_FILE, out_dir / METRICS_FILE
+    if not model_path.exists():
+        return f"a run's {METRICS_FILE}" if metrics_path.exists() else None
+    try:
+        meta = checkpoint.read_meta(model_path)
+    except ValueError:
+        return f"a damaged {MODEL_FILE}"
+    cfg = meta.get("config")
+    done, total = meta.get("epochs_done"), cfg.get("epochs") if isinstance(cfg, dict) else None
+    if isinstance(total, int) and done == total:
+        return f"a finished run ({done} of {total} epochs)"
+    if isinstance(total, int):
+        return f"an unfinished run (epoch {done} of {total} saved)"
+    return f"a run (epoch {done} saved)"
+
+
+def clear_run(out_dir) -> None:
+    """Remove the ``model.npz`` and ``metrics.json`` of ``out_dir`` (``--overwrite``)."""
+    for name in (MODEL_FILE, METRICS_FILE):
+        (Path(out_dir) / name).unlink(missing_ok=True)
 
 
 def _config_changes(saved: dict, new: dict, defaults: dict) -> list[str]:

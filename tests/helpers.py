@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ff_numpy import cli
@@ -60,6 +62,25 @@ def interrupted_after(task_class: type, n_batches: int):
     with pytest.MonkeyPatch.context() as mp, pytest.raises(KeyboardInterrupt):
         mp.setattr(task_class, "train_batch", train_batch)
         yield
+
+
+def rewrite_checkpoint(src, dst, damage=None, meta_text: str | None = None) -> Path:
+    """Copy the checkpoint ``src`` to ``dst`` (which may be ``src``), damaged.
+
+    ``damage(arrays, meta)`` edits the arrays and the metadata in place, or returns
+    metadata to store instead; ``meta_text`` replaces the metadata's JSON text. The file
+    is written with :func:`numpy.savez` directly, as a damaged or edited file would be:
+    its metadata still lists the arrays it had.
+    """
+    with np.load(src, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays.pop("__meta__")))
+    if damage is not None:
+        meta = damage(arrays, meta) or meta
+    arrays["__meta__"] = np.array(json.dumps(meta) if meta_text is None else meta_text)
+    with open(dst, "wb") as f:
+        np.savez(f, **arrays)
+    return Path(dst)
 
 
 def options_that_differ(ours: dict, theirs: dict) -> dict:

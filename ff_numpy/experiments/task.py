@@ -60,10 +60,21 @@ class LabelledTask:
         return arrays
 
     def load_state(self, arrays):
+        """Restore :meth:`state`; ``ValueError`` naming an array that is missing or whose
+        shape does not fit (an optimiser slot must have its parameter's shape)."""
         self.model.load_state(arrays)
+        params = self.model.state()
         for name, opt in self._optimizers():
             prefix = f"{name}/"
-            opt.load_state({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
+            slots = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            for key, slot in slots.items():
+                param = params.get(key[:-2] if key.endswith((".m", ".s")) else key)
+                if param is not None and slot.shape != param.shape:
+                    raise ValueError(
+                        f"optimiser slot {prefix}{key} has shape {slot.shape}, its parameter "
+                        f"{param.shape}"
+                    )
+            opt.load_state(slots)
 
     def _optimizers(self):
         for name in self.optimizers:
