@@ -20,6 +20,15 @@ Run with nothing else on the machine::
 implementation performs (:func:`recurrent_products`) and comparing with bare GEMMs on
 exactly those shapes.
 
+``--model cifar10`` times the CIFAR-10 nets of Table 1 (paper Sec. 4; 32 x 32 x 3 maps,
+11 x 11 fields, ``--hidden-layers`` of them): in the same run, the bare GEMM rate on the
+dense shape of one connection, ``(2B, 3072) @ (3072, 3072)`` (the best BLAS does on these
+sizes), the ``Local`` layer's forward product and weight gradient on ``2B`` rows, and the
+training steps of FF (10 iterations) and BP. Rates count *useful* FLOPs (2 per existing
+weight and row, :func:`ff_numpy.experiments.cifar10.flops_per_image`), so the ratio to
+the bare GEMM rate is the price of computing only the 933,156 existing weights of a
+connection instead of its 9,437,184 dense ones, in small blocks.
+
 Takes about a minute.
 """
 
@@ -36,7 +45,7 @@ from threadpoolctl import threadpool_limits
 
 from ff_numpy import blas
 from ff_numpy.model import FFNet
-from ff_numpy.optim import make_optimizer
+from ff_numpy.optim import SGD, make_optimizer
 
 HIDDEN = [2000, 2000, 2000, 2000]
 N_IN = 784
@@ -216,6 +225,80 @@ def main_recurrent(args) -> dict:
     }
 
 
+# ----------------------------------------------------------------------------- cifar10
+def cifar10_rates(batch: int, n_layers: int, seconds: float) -> dict:
+    """Achieved GFLOP/s on the CIFAR-10 shapes at ``batch``: bare GEMM, the local layer's
+    two products, and the FF and BP training steps (useful FLOPs)."""
+    from ff_numpy import experiments
+    from ff_numpy.experiments import cifar10
+
+    rng = np.random.default_rng(0)
+    rows = 2 * batch  # FF's products run on the positive and negative rows together
+    n = cifar10.N_UNITS
+    w = cifar10.weights_per_connection()
+    x = rng.standard_normal((rows, n)).astype(np.float32)
+    W = rng.standard_normal((n, n)).astype(np.float32)
+    out = np.empty((rows, n), np.float32)
+
+    def bare():
+        return blas.matmul(x, W, out=out)  # (2B, 3072) @ (3072, 3072)
+
+    layer = cifar10.make_layer("local", rng)
+    dL_da = rng.standard_normal((rows, n)).astype(np.float32)
+    args = experiments.default_args("cifar10", hidden_layers=n_layers)
+    ff = cifar10.make_ff_net(args)
+    bp_args = experiments.default_args("cifar10", procedure="bp", hidden_layers=n_layers)
+    bp = cifar10.make_bp_net(bp_args)
+    r = cifar10.resolved_options(args)
+    opt = make_optimizer("sgd", r["lr"], r["weight_decay"])
+    ro_opt = make_optimizer("sgd", r["readout_lr"], r["readout_weight_decay"])
+    bp_opt = SGD(0.01, momentum=0.9, weight_decay=5e-4)
+    xb = cifar10.prepare(rng.random((batch, n), dtype=np.float32), "ff")
+    y = rng.integers(0, 10, batch)
+    before = 2.0 * n * n * rows * _repeat(bare, seconds / 4)
+    pass_flops = 2.0 * w * rows
+    forward = pass_flops * _repeat(lambda: layer.linear(x), seconds / 4)
+    grad = pass_flops * _repeat(lambda: layer.weight_grad(x, dL_da), seconds / 4)
+    ff_steps = _repeat(lambda: ff.train_step(xb, y, rng, opt, ro_opt, 1.0, "hard"), seconds)
+    bp_steps = _repeat(lambda: bp.train_step(xb, y, bp_opt), seconds / 2)
+    peak = max(before, 2.0 * n * n * rows * _repeat(bare, seconds / 4))
+    f_ff = cifar10.flops_per_image("ff", n_layers)["train"]
+    f_bp = cifar10.flops_per_image("bp", n_layers)["train"]
+    return {
+        "batch": batch,
+        "bare_gemm_gflops": peak / 1e9,
+        "local_forward_gflops": forward / 1e9,
+        "local_weight_grad_gflops": grad / 1e9,
+        "ff_images_per_s": ff_steps * batch,
+        "ff_epoch_seconds_50k": 50_000 / (ff_steps * batch),
+        "ff_step_gflops": f_ff * ff_steps * batch / 1e9,
+        "bp_images_per_s": bp_steps * batch,
+        "bp_epoch_seconds_50k": 50_000 / (bp_steps * batch),
+        "bp_step_gflops": f_bp * bp_steps * batch / 1e9,
+    }
+
+
+def main_cifar10(args) -> dict:
+    """The CIFAR-10 nets' throughput (``--model cifar10``)."""
+    results = []
+    with threadpool_limits(limits=args.threads):
+        for B in args.batch_sizes:
+            row = cifar10_rates(B, args.hidden_layers, args.seconds)
+            results.append(row)
+            peak = row["bare_gemm_gflops"]
+            print(
+                f"cifar10 batch {B}: bare GEMM {peak:.1f} GFLOP/s; Local forward "
+                f"{row['local_forward_gflops']:.1f}, weight gradient "
+                f"{row['local_weight_grad_gflops']:.1f} (useful); FF step "
+                f"{row['ff_step_gflops']:.1f} GFLOP/s = {row['ff_epoch_seconds_50k']:.0f} s per "
+                f"50k epoch; BP step {row['bp_step_gflops']:.1f} GFLOP/s = "
+                f"{row['bp_epoch_seconds_50k']:.0f} s per 50k epoch",
+                flush=True,
+            )
+    net = f"cifar10, {args.hidden_layers} hidden 32x32x3 maps, 11x11 fields"
+    return {"net": net, "results": results}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[100, 1000])
@@ -226,13 +309,15 @@ def main(argv=None):
     p.add_argument("--json", default=None, help="also write the results to this file")
     p.add_argument(
         "--model",
-        choices=["supervised", "recurrent"],
+        choices=["supervised", "recurrent", "cifar10"],
         default="supervised",
-        help="the 4x2000 supervised net, or the 2x2000 recurrent net of Fig. 3",
+        help="the 4x2000 supervised net, the 2x2000 recurrent net of Fig. 3, or the "
+        "CIFAR-10 nets of Table 1",
     )
+    p.add_argument("--hidden-layers", type=int, default=2, help="cifar10: hidden maps (default: 2)")
     args = p.parse_args(argv)
-    if args.model == "recurrent":
-        info = main_recurrent(args)
+    if args.model in ("recurrent", "cifar10"):
+        info = (main_recurrent if args.model == "recurrent" else main_cifar10)(args)
         info.update(threads=args.threads or "all", machine=platform.machine())
         info["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(info, indent=2))
