@@ -130,6 +130,7 @@ import functools
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ff_numpy import checkpoint, masks, train
 from ff_numpy.backprop import MLP
@@ -451,7 +452,46 @@ def cost_table(gflops: float = 100.0) -> str:
 
 
 # ----------------------------------------------------------------------------- the tasks
-def ff_final_metrics(model: RecurrentFFNet, x_test, y_test, x_sub=None, y_sub=None) -> dict:
+CHUNK = 1000  # images per step of an evaluation (its progress bar advances once a chunk)
+
+
+def in_chunks(fn, x: np.ndarray, desc: str, progress: bool) -> np.ndarray:
+    """``fn(x)`` computed ``CHUNK`` images at a time, with a progress bar.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(x_chunk) -> ndarray`` with one row per image (a prediction, a goodness
+        trace); the net's own blocks of images (100) divide the chunks, so the numbers
+        are those of one call on all of ``x``.
+    x : ndarray, shape (N, 3072)
+    desc : str
+        The progress bar's label.
+    progress : bool
+
+    Returns
+    -------
+    out : ndarray, shape (N, ...)
+    """
+    steps = range(0, len(x), CHUNK)
+    bar = tqdm(steps, desc=desc, unit="chunk", leave=False, disable=not progress)
+    return np.concatenate([fn(x[i : i + CHUNK]) for i in bar])
+
+
+def ff_split_errors(model, name: str, x, y, goodness: bool, progress: bool = False) -> dict:
+    """``{name}_error_softmax`` (the one-pass softmax) and, with ``goodness``,
+    ``{name}_error_goodness`` (every label, goodness over the window) of one set."""
+    soft = in_chunks(model.predict_softmax, x, f"{name}, softmax", progress)
+    out = {f"{name}_error_softmax": error_rate(soft, y)}
+    if goodness:
+        good = in_chunks(model.predict_goodness, x, f"{name}, every label", progress)
+        out[f"{name}_error_goodness"] = error_rate(good, y)
+    return out
+
+
+def ff_final_metrics(
+    model: RecurrentFFNet, x_test, y_test, x_sub=None, y_sub=None, progress: bool = False
+) -> dict:
     """FF's final errors: the test set's goodness trace over every iteration (both
     classifiers, :func:`~ff_numpy.experiments.recurrent.iteration_report`), and the
     training subset's errors by the same two classifiers (goodness to the window's end).
@@ -463,22 +503,22 @@ def ff_final_metrics(model: RecurrentFFNet, x_test, y_test, x_sub=None, y_sub=No
         iteration 1 first), ``error_by_window``, ``goodness_by_iteration``; with a
         training subset also ``train_error_goodness`` and ``train_error_softmax``.
     """
-    G = model.goodness_trace(x_test)  # (N, 10, T)
+    G = in_chunks(model.goodness_trace, x_test, "test, every label", progress)  # (N, 10, T)
     lo, hi = model.average_iterations
     pick = np.argmax if model.objective == "max" else np.argmin
     report = iteration_report(G, y_test, model.objective)
     T = G.shape[2]
     window = f"{lo}-{hi}"
     report["error_by_window"][window] = error_rate(pick(G[:, :, lo - 1 : hi].mean(2), 1), y_test)
+    soft = in_chunks(model.predict_softmax, x_test, "test, softmax", progress)
     out = {
         "test_error_goodness": report["error_by_window"][window],
-        "test_error_softmax": error_rate(model.predict_softmax(x_test), y_test),
+        "test_error_softmax": error_rate(soft, y_test),
         "error_by_iteration": [report["error_by_window"][f"{t}-{t}"] for t in range(1, T + 1)],
         **report,
     }
-    if x_sub is not None:
-        out["train_error_goodness"] = error_rate(model.predict_goodness(x_sub), y_sub)
-        out["train_error_softmax"] = error_rate(model.predict_softmax(x_sub), y_sub)
+    if x_sub is not None and len(y_sub):
+        out.update(ff_split_errors(model, "train", x_sub, y_sub, True, progress))
     return out
 
 
@@ -523,6 +563,8 @@ class Cifar10FFTask(EvaluatedSets, RecurrentTask):
     eval_size : int
         Images of each set evaluated after every epoch (0: all).
     track_test : bool
+    progress : bool
+        Progress bars over the evaluations (a chunk of 1,000 images a step).
     """
 
     def __init__(
@@ -536,14 +578,22 @@ class Cifar10FFTask(EvaluatedSets, RecurrentTask):
         eval_every,
         eval_size,
         track_test,
+        progress=False,
     ):
         super().__init__(
             model, *data_splits, opt, readout_opt, negatives, eval_every, eval_size, track_test
         )
-        self.subset = subset
+        self.subset, self.progress = subset, bool(progress)
+
+    def evaluate(self, epoch, n_epochs):
+        goodness = (epoch + 1) % self.eval_every == 0 or epoch + 1 == n_epochs
+        out = {}
+        for name, x, y in self.eval_splits():
+            out.update(ff_split_errors(self.model, name, x, y, goodness, self.progress))
+        return out
 
     def final_metrics(self):
-        return ff_final_metrics(self.model, self.x_test, self.y_test, *self.subset)
+        return ff_final_metrics(self.model, self.x_test, self.y_test, *self.subset, self.progress)
 
 
 class Cifar10BPTask(EvaluatedSets, BackpropTask):
@@ -828,6 +878,7 @@ class Cifar10(Experiment):
             r["eval_every"],
             args.eval_size,
             args.track_test,
+            getattr(args, "progress", False),
         )
         return model, task
 
@@ -853,15 +904,12 @@ class Cifar10(Experiment):
         _, meta = checkpoint.load(model_path)
         config = meta["config"]
         model = load_cifar10_model(model_path)
-        data = load_prepared(
-            getattr(args, "data_dir", None),
-            config["procedure"],
-            1,
-            config["test_size"],
-            getattr(args, "progress", False),
-        )
-        final = ff_final_metrics if config["procedure"] == "ff" else bp_final_metrics
-        return final(model, data.test.x, data.test.y)
+        progress = getattr(args, "progress", False)
+        data_dir = getattr(args, "data_dir", None)
+        data = load_prepared(data_dir, config["procedure"], 1, config["test_size"], progress)
+        if config["procedure"] == "bp":
+            return bp_final_metrics(model, data.test.x, data.test.y)
+        return ff_final_metrics(model, data.test.x, data.test.y, progress=progress)
 
     @staticmethod
     def figures(metrics: dict, out_dir) -> None:
