@@ -30,6 +30,7 @@ import os
 import re
 import signal
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -47,22 +48,32 @@ _TEMPORARY = re.compile(r"^(?P<name>.+?)\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tmp$"
 # ----------------------------------------------------------------------------- writing
 @contextlib.contextmanager
 def deferred_signals():
-    """Inside the block, SIGINT and SIGTERM wait (they are delivered when it ends).
+    """Inside the block, SIGINT and SIGTERM wait: they take effect when it ends.
 
     Around a save, so that an interrupt lands before or after it, never inside: a save
-    is finished and renamed, or not started. Where signals cannot be blocked (not POSIX),
-    the block runs unprotected: the rename still keeps the old file whole.
+    is finished and renamed, or not started. Each signal's handler is replaced by one
+    that notes it, and the signal is raised again, to its own handler, at the end (the
+    default one included: SIGTERM then ends the process, after the save). Outside the
+    main thread, where handlers cannot be changed, the block runs unprotected: the
+    rename still keeps the old file whole.
     """
-    signals = {signal.SIGINT, signal.SIGTERM}
-    try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    except (AttributeError, ValueError, OSError):
-        old = None
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+    held = {}
+    for s in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(s)
+        if handler is not None and handler != signal.SIG_IGN:
+            held[s] = handler
+            signal.signal(s, lambda signum, frame: noted.append(signum))
     try:
         yield
     finally:
-        if old is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in held.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(noted):  # each once, in the order they came
+            signal.raise_signal(s)
 
 
 def file_mode() -> int:

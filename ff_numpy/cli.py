@@ -185,8 +185,13 @@ class _Stop(KeyboardInterrupt):
 
 def _on_signal(signum, frame):
     for s in STOP_SIGNALS:  # a second signal must not cut the clean stop short
-        signal.signal(s, signal.SIG_IGN)
+        signal.signal(s, _ignore)
     raise _Stop(signum)
+
+
+def _ignore(signum, frame):
+    """Drop a signal (a Python handler: SIG_IGN would make a signal already on its way
+    print a warning)."""
 
 
 @contextlib.contextmanager
@@ -210,7 +215,9 @@ def _stop_on_signals():
 def _interrupted(args, signum: int) -> str:
     """One line: which signal stopped the program, and what was saved."""
     name = signal.Signals(signum).name
-    if args is None or getattr(args, "command", None) != "train" or not args.out:
+    if args is None:  # still starting: nothing read, nothing written
+        return f"interrupted ({name}) while starting: nothing was saved"
+    if getattr(args, "command", None) != "train" or not args.out:
         return f"interrupted ({name}): nothing was written"
     from ff_numpy import checkpoint, train
 

@@ -64,6 +64,50 @@ def interrupted_after(task_class: type, n_batches: int):
         yield
 
 
+#: ``python -c HOOK_DRIVER HOOK AT SIGNALS ARGV...`` runs ``ff-numpy ARGV`` in a fresh
+#: process that sends itself ``SIGNALS`` (``SIGTERM``, ``SIGKILL``, or ``SIGTERM+SIGINT``:
+#: both at once) at the ``AT``-th call of ``HOOK``: ``batch`` (a training batch),
+#: ``save`` (inside a checkpoint save: after the first bytes of its temporary file for
+#: SIGKILL) or ``metrics`` (before a metrics.json write: a kill between the two files).
+HOOK_DRIVER = r"""
+import os, signal, sys
+hook, at, names, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+signals = [getattr(signal, n) for n in names.split("+")]
+calls = [0]
+
+def fire(f=None):
+    calls[0] += 1
+    if calls[0] != at:
+        return
+    if f is not None and signal.SIGKILL in signals:
+        f.write(b"the first bytes of a checkpoint")
+        f.flush()
+    if len(signals) == 1:
+        os.kill(os.getpid(), signals[0])
+        return
+    parent, child = os.getpid(), os.fork()  # several: sent back to back by a child
+    if child == 0:
+        for s in signals:
+            os.kill(parent, s)
+        os._exit(0)
+    os.waitpid(child, 0)
+
+import numpy as np
+from ff_numpy import checkpoint, cli, train
+
+if hook == "batch":
+    warmup = train.linear_warmup  # called once per batch by train.fit
+    train.linear_warmup = lambda *a: (fire(), warmup(*a))[1]
+elif hook == "save":
+    savez = np.savez
+    np.savez = lambda f, **kw: (fire(f), savez(f, **kw))[1]
+elif hook == "metrics":
+    write_json = checkpoint.write_json
+    checkpoint.write_json = lambda *a: (fire(), write_json(*a))[1]
+sys.exit(cli.main(argv))
+"""
+
+
 def rewrite_checkpoint(src, dst, damage=None, meta_text: str | None = None) -> Path:
     """Copy the checkpoint ``src`` to ``dst`` (which may be ``src``), damaged.
 
