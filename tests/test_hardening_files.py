@@ -404,3 +404,53 @@ def test_a_finished_run_is_not_overwritten_without_overwrite(box_run, tmp_path, 
 def _one_epoch(a, m):
     m["epochs_done"] = 1
     m["history"] = m["history"][:1]
+
+
+# ----------------------------------------------------------------------------- no traceback
+@pytest.mark.parametrize(
+    "error, status, message",
+    [
+        (KeyError("hidden"), 1, "unexpected KeyError: 'hidden' (a bug; set FF_NUMPY_DEBUG=1"),
+        (MemoryError("Unable to allocate 3 TiB"), 2, "not enough memory for this run"),
+        (ValueError("two\nlines"), 2, "ff-numpy: error: two lines"),
+    ],
+)
+def test_no_traceback_reaches_the_user(error, status, message, tmp_path, capsys, monkeypatch):
+    """Whatever goes wrong inside, the user sees one line; FF_NUMPY_DEBUG=1 shows the
+    traceback of an unexpected error."""
+    from ff_numpy.experiments.supervised import Supervised
+
+    def run(args):
+        raise error
+
+    monkeypatch.setattr(Supervised, "run", staticmethod(run))
+    argv = ["train", "supervised", *TINY, "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == status
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    if status == 1:
+        monkeypatch.setenv("FF_NUMPY_DEBUG", "1")
+        with pytest.raises(KeyError):
+            cli.main(argv)
+
+
+@needs_mnist
+def test_a_backprop_checkpoint_is_checked_the_same_way(tmp_path, capsys):
+    """The checks of checkpoint.load hold for every model: here a backprop net's box."""
+    run = tmp_path / "bp"
+    argv = ["train", "backprop", "--hidden", "20", "20", "--train-size", "300", "--epochs", "1",
+            "--black-box", "0", "--no-progress", "--out", str(run)]  # fmt: skip
+    assert cli.main(argv) == 0
+    capsys.readouterr()
+
+    def bad_perm(a, m):
+        a["box.perm"] = a["box.perm"][::-1].copy() + 1  # n is out of range
+
+    def nan_slot(a, m):
+        a["opt/layer1.W"][0, 0] = np.nan
+
+    cases = [(bad_perm, "'box.perm' that is not a permutation"),
+             (nan_slot, "NaN or infinite values in array 'opt/layer1.W'")]  # fmt: skip
+    for damage, message in cases:
+        path = rewrite_checkpoint(run / "model.npz", tmp_path / "m.npz", damage)
+        _refused(["evaluate", path], capsys, path, message)
