@@ -288,3 +288,12 @@ def test_table1_status_lines(tmp_path):
     good, soft = rep.table1_status("cifar10_ff_min_2", tmp_path)
     assert "train 20.0% (paper 20%)" in good and good.endswith("within 2 points")
     assert soft.endswith("missed by 3.0 points")
+    history = [
+        {"epoch": e, "train_seconds": 60.0, "train_error_softmax": 0.5 / e, "test_error": 0.4}
+        for e in (1, 2)
+    ]
+    metrics["history"] = history
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    png = tmp_path / "curves.png"
+    assert rep.main(["--runs", str(tmp_path), "--curves", str(png)]) == 0
+    assert_png(png)
