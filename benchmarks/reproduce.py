@@ -1,4 +1,4 @@
-"""The paper's MNIST experiments, one command each: their status in a runs folder, or a run.
+"""The paper's experiments (MNIST, CIFAR-10's Table 1), one command each: status, or a run.
 
 Each entry is the command behind a row of ``docs/RESULTS.md`` (the paper's net and
 budget where we ran it, else the setting we ran), the paper's test error and which of
@@ -13,18 +13,6 @@ and a checkpoint after every epoch, so a stopped run continues where it stopped:
 A status line reads, for example, ``jitter  212/500 epochs  val 0.98% (epoch 200)`` for a
 run in progress, and ``local  60/60  test 1.13% (paper 1.16%): met`` for a finished one.
 
-CIFAR-10 (paper Sec. 4, Table 1) has ten rows from six nets (:data:`TABLE1`): backprop
-with 2 and 3 hidden layers, and Forward-Forward with each objective and depth, each FF
-net giving a goodness row and a one-pass softmax row::
-
-    python benchmarks/reproduce.py --table1             # status of the ten rows
-    python benchmarks/reproduce.py --cost               # the cost arithmetic and budget
-    python benchmarks/reproduce.py --cost --gflops 21   # ... at the rate one thread reached
-    python benchmarks/reproduce.py cifar10_ff_min_2     # run one net (--resume if stopped)
-    python benchmarks/reproduce.py --curves bp_ff.png   # BP and FF error curves, overlaid
-
-A row is met when its test error is within 2 points of the paper's (the issue's target;
-the standard error at 40% on 10,000 test images is 0.49 points).
 The hours are this project's measurements on one core of a 2-core machine (one BLAS
 thread), all taken before subnormal factors were flushed to zero (``64cafec``; on some
 machines that makes a trained net's epoch up to 2.5 times faster: docs/RESULTS.md); a
@@ -37,6 +25,20 @@ met it: a smaller net for longer on all 60,000 images, whose result is the mean 
 seeds (0.65% with this entry's seed 0, 0.62% with ``--seed 1``: 0.635%), so the status
 line of this one seed reads "missed by 0.01 point" at the end. Its 10.3 h were measured
 after that flush, with the seed-1 twin running on the other core.
+
+CIFAR-10 (paper Sec. 4, Table 1) has ten rows from six nets (:data:`TABLE1`): backprop
+with 2 and 3 hidden layers, and Forward-Forward with each objective and depth, each FF
+net giving a goodness row and a one-pass softmax row::
+
+    python benchmarks/reproduce.py --table1             # status of the ten rows
+    python benchmarks/reproduce.py --cost               # the cost arithmetic and budget
+    python benchmarks/reproduce.py --cost --gflops 21   # ... at one BLAS thread's rate
+    python benchmarks/reproduce.py cifar10_ff_min_2     # run one net (--resume if stopped)
+    python benchmarks/reproduce.py --curves bp_ff.png   # BP and FF error curves, overlaid
+
+A row is met when its test error is within 2 points of the paper's (the standard error
+at 40% on 10,000 test images is 0.49 points, and the offline copy of CIFAR-10 is rebuilt
+from JPEGs). Their hours are explained beside :data:`TABLE1`.
 """
 
 from __future__ import annotations
@@ -159,8 +161,8 @@ def _ff(objective: str, layers: int, good: tuple, soft: tuple, hours: float) -> 
 # one BLAS thread (CPU seconds per 50,000 images: FF 371 s with 2 hidden layers, 712 s
 # with 3; BP 22 s and 34 s), plus the evaluations (FF: the softmax on 20,000 images
 # every epoch, every label on them every 5 epochs and the final test trace, at the
-# training's rate of useful FLOPs). On a machine shared with other work (load average
-# 3 on 2 cores) the wall time was 1.3-1.5 times the CPU time.
+# training's rate of useful FLOPs). With other runs sharing the two cores (load average
+# 3) the wall time was 1.3-1.5 times the CPU time.
 TABLE1 = {
     "cifar10_bp_2": _bp(2, 0.00, 0.37, 0.4),
     "cifar10_bp_3": _bp(3, 0.02, 0.39, 0.6),
@@ -198,7 +200,7 @@ def table1_status(name: str, runs: Path) -> list[str]:
 
 
 def cost_text(gflops: float = 100.0, epochs: int = 60) -> str:
-    """The issue's cost arithmetic: FLOPs per image and seconds at ``gflops`` GFLOP/s
+    """Table 1's cost arithmetic: FLOPs per image and seconds at ``gflops`` GFLOP/s
     (:func:`ff_numpy.experiments.cifar10.cost_table`), then the training budget of the
     six nets at ``epochs`` epochs (evaluations not included)."""
     hours = {}
@@ -264,8 +266,9 @@ def main(argv=None) -> int:
         "--gflops",
         type=float,
         default=100.0,
-        help="with --cost: the rate assumed (default: 100, the issue's; one thread reached "
-        "about 21 GFLOP/s of useful work on the local layers here)",
+        help="with --cost: the rate assumed (default: 100; one BLAS thread reaches about 21 "
+        "GFLOP/s of useful work on the local layers, benchmarks/throughput.py --model "
+        "cifar10)",
     )
     p.add_argument("--curves", type=Path, metavar="PNG", help="CIFAR-10's error curves, overlaid")
     opts = p.parse_args(argv)

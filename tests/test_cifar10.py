@@ -2,7 +2,7 @@
 
 Tiny runs of each procedure on the offline copy (a few hundred images, 2 iterations),
 their error bounds, determinism, exact ``--resume`` after an interruption, the figures,
-``ff-numpy evaluate``, option errors, and the cost arithmetic of the issue. The runs are
+``ff-numpy evaluate``, option errors, and the cost arithmetic of the nets. The runs are
 shared by module-scoped fixtures, so the whole file stays under a minute on two cores.
 
 Error bounds: a classifier at chance has error 0.9 on CIFAR-10's ten balanced classes;
@@ -11,7 +11,7 @@ on 500 test images its error has a standard error of
 standard errors below chance (probability about 1e-4 for a classifier that learned
 nothing). BP reaches about 0.70 in two epochs of 500 images, FF's one-pass softmax about
 0.69 after 10 mini-batches of 2 iterations. FF's goodness needs more than a few batches
-to beat chance (about 0.87 here), so for it the tests check what can be checked that
+to beat chance (about 0.87 in that run), so for it the tests check what can be checked that
 early: the numbers are error rates, the goodness traces have one value per iteration,
 and (in the resume test) every layer's FF loss falls from the first epoch to the
 second.
@@ -229,8 +229,10 @@ def test_standardise_is_per_channel_in_hwc_order_and_bp_reads_what_ff_reads():
 
 
 # ----------------------------------------------------------------------------- cost
-def test_cost_arithmetic_of_the_issue():
-    """Passes per image and MFLOP of the issue's section 3 (2 x 933,156 per pass)."""
+def test_cost_arithmetic_of_table1_nets():
+    """Passes per image over a local connection (2 x 933,156 FLOPs each): 83 / 164 to
+    train FF with 2 / 3 hidden layers at 10 iterations, 122 / 243 to test every label to
+    iteration 6 (202 / 403 to 10), 3K - 1 to train BP; plus the small dense terms."""
     P = 2 * 933_156
     for K, train_passes, test6, test10 in ((2, 83, 122, 202), (3, 164, 243, 403)):
         f = cifar10.flops_per_image("ff", K)
@@ -246,8 +248,8 @@ def test_cost_arithmetic_of_the_issue():
     six = cifar10.flops_per_image("ff", 2, loss_iterations=(1, 6), window_last=6)["train"]
     assert six == (2 + 4 * 6 * 2 + 1) * P + (2 * 6 + 2) * 2 * 10 * 3072 + 2 * 2 * 2 * 3072 * 10
     dense = cifar10.flops_per_image("ff", 3, pass_flops=2 * 3072**2)["train"]
-    assert round(dense / 1e9, 2) == 3.10  # the issue's 3.10 GFLOP (its local 306 MFLOP: 164 P)
-    table = cifar10.cost_table()  # 156.5 MFLOP: the issue's 155 and the label block, readout
+    assert round(dense / 1e9, 2) == 3.10  # 164 dense passes of 18.9 MFLOP
+    table = cifar10.cost_table()  # 156.5 MFLOP: 83 local passes (154.9) and the dense terms
     assert "156.5 MFLOP     78 s/epoch" in table and "307.8 MFLOP    154 s/epoch" in table
 
 

@@ -57,8 +57,8 @@ overlays several runs, BP against FF).
 
 Decisions, and why
 ------------------
-The paper leaves these open (the issue's section 2); each is an option where a choice
-is plausible, and ``docs/RESULTS.md`` records the runs.
+The paper leaves these open; each is an option where another choice is plausible, and
+the runs made with these defaults belong in ``docs/RESULTS.md``.
 
 * **Data split.** The 50,000 training images are split 45,000 / 5,000 for choosing
   settings (``--train-size 45000`` leaves the last 5,000 as validation); Table 1 runs
@@ -74,7 +74,8 @@ is plausible, and ``docs/RESULTS.md`` records the runs.
 * **Training error** is measured on a fixed subset: the first 10,000 training images
   (``--train-eval-size``; the official files are in random order), by each row's test
   procedure.
-* **Epochs** 60 for every row (the issue's budget; the paper gives none), batch 100.
+* **Epochs** 60 for every row (the paper gives none; 60 keeps the four FF nets within
+  a budget of days on one core each), batch 100.
 * **FF optimiser**: SGD with Hinton's running average of gradients (momentum =
   dampening = 0.9), weight decay 0.001 on the weights (Hinton's released code, and the
   recurrent MNIST experiment), rate held for half the run and then decayed linearly to
@@ -358,7 +359,7 @@ def flops_per_image(
     window_last: int = 6,
     pass_flops: float | None = None,
 ) -> dict[str, float]:
-    r"""Useful FLOPs per image of training and testing (the issue's cost arithmetic).
+    r"""Useful FLOPs per image of training and testing Table 1's nets.
 
     One *pass* over a connection (a forward product or a weight gradient) costs
     ``pass_flops`` per image: 2 per existing weight, :math:`2 \times 933{,}156 = 1.87`
@@ -420,7 +421,7 @@ def flops_per_image(
 
 
 def cost_table(gflops: float = 100.0) -> str:
-    """The issue's cost table: FLOPs per image and seconds at ``gflops`` GFLOP/s, for
+    """The cost table of Table 1's nets: FLOPs per image and seconds at ``gflops`` GFLOP/s, for
     2 and 3 hidden layers, local against dense masked products.
 
     Returns
