@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ff_numpy import blas
+from ff_numpy.validate import fraction_0_1, non_negative_float, positive_float
 
 
 def hold_then_linear(epoch: int, n_epochs: int) -> float:
@@ -62,10 +63,9 @@ class Optimizer:
     """Base class: in-place updates with state kept per parameter name."""
 
     def __init__(self, lr: float, weight_decay: float = 0.0):
-        if lr < 0 or weight_decay < 0:
-            raise ValueError(f"lr and weight_decay must be >= 0, got {lr}, {weight_decay}")
-        self.lr = float(lr)
-        self.weight_decay = float(weight_decay)
+        # ValueError naming the argument: "lr must be a finite number >= 0, got nan"
+        self.lr = float(non_negative_float().check(lr, "lr"))
+        self.weight_decay = float(non_negative_float().check(weight_decay, "weight_decay"))
         self.slots: dict[str, np.ndarray] = {}
 
     def _slot(self, key: str, like: np.ndarray) -> np.ndarray:
@@ -178,10 +178,8 @@ class SGD(Optimizer):
 
     def __init__(self, lr, momentum=0.0, dampening=0.0, weight_decay=0.0):
         super().__init__(lr, weight_decay)
-        if not 0 <= momentum < 1 or not 0 <= dampening < 1:
-            raise ValueError(
-                f"momentum and dampening must lie in [0, 1), got {momentum}, {dampening}"
-            )
+        fraction_0_1().check(momentum, "momentum")
+        fraction_0_1().check(dampening, "dampening")
         self.momentum = float(momentum)
         self.dampening = float(dampening)
 
@@ -246,8 +244,9 @@ class Adam(Optimizer):
     def __init__(self, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(lr, weight_decay)
         b1, b2 = betas
-        if not (0 <= b1 < 1 and 0 <= b2 < 1) or eps <= 0:
-            raise ValueError(f"Adam needs 0 <= betas < 1 and eps > 0, got {betas}, {eps}")
+        fraction_0_1().check(b1, "betas[0]")
+        fraction_0_1().check(b2, "betas[1]")
+        positive_float().check(eps, "eps")
         self.beta1, self.beta2, self.eps = float(b1), float(b2), float(eps)
 
     def step(self, key, param, grad, lr_scale=1.0, decay=True):

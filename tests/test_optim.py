@@ -129,6 +129,23 @@ def test_bad_optimizer_arguments():
         Adam(0.1, betas=(1.0, 0.9))
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), 1e308, -0.1])
+@pytest.mark.parametrize(
+    "make,name",
+    [
+        (lambda v: SGD(v), "lr"),
+        (lambda v: SGD(0.1, weight_decay=v), "weight_decay"),
+        (lambda v: SGD(0.1, momentum=v), "momentum"),
+        (lambda v: Adam(v), "lr"),
+        (lambda v: Adam(0.1, weight_decay=v), "weight_decay"),
+        (lambda v: Adam(0.1, eps=v), "eps"),
+    ],
+)
+def test_optimisers_refuse_non_finite_or_negative_arguments_by_name(make, name, bad):
+    with pytest.raises(ValueError, match=rf"^{name} must be"):
+        make(bad)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "make",
