@@ -29,7 +29,7 @@ from ff_numpy.validate import (
 )
 
 #: The experiments whose every option is declared with a check of ff_numpy.validate.
-OWN = ("supervised", "unsupervised", "local", "online", "backprop")
+OWN = ("supervised", "unsupervised", "local", "online", "backprop", "recurrent", "cifar10")
 #: Experiments to leave out of the float cases while their own options do not use the
 #: checks yet (their shared ones, from add_run_shape_arguments and add_ff_arguments, do).
 PENDING: set[str] = set()
@@ -112,7 +112,9 @@ def test_non_finite_float_options_are_refused(name, option, value, tmp_path, cap
 @pytest.mark.parametrize("name, option, value", INT_CASES)
 def test_bad_integer_options_are_refused(name, option, value, tmp_path, capsys):
     out = tmp_path / "run"
-    err = _refused(["train", name, option, value, "--out", str(out)], capsys)
+    (action,) = [a for a in _actions(name) if a.option_strings[-1] == option]
+    rest = ["3"] * ((action.nargs or 1) - 1) if isinstance(action.nargs, int) else []
+    err = _refused(["train", name, option, value, *rest, "--out", str(out)], capsys)
     assert option in err and value in err, err
     assert not out.exists()
 

@@ -40,6 +40,13 @@ from ff_numpy.experiments.supervised import SupervisedTask
 from ff_numpy.goodness import make_goodness
 from ff_numpy.loss import make_loss
 from ff_numpy.recurrent import SCHEDULES, RecurrentFFNet
+from ff_numpy.validate import (
+    finite_float,
+    fraction_0_1,
+    int_in,
+    non_negative_int,
+    positive_int,
+)
 
 WINDOWS = ((1, 2), (3, 5), (6, 8))  # the table of the issue: early, the paper's, late
 
@@ -161,14 +168,19 @@ class Recurrent(Experiment):
         )
         p.add_argument(
             "--hard-floor",
-            type=float,
+            type=finite_float(0, 1),
             default=0.05,
             help="share of uniform draws mixed into the hard negative labels (default: 0.05)",
         )
-        p.add_argument("--iterations", type=int, default=8, help="damped iterations (default: 8)")
+        p.add_argument(
+            "--iterations",
+            type=int_in(1, 1000),
+            default=8,
+            help="damped iterations, 1 to 1000 (default: 8)",
+        )
         p.add_argument(
             "--damping",
-            type=float,
+            type=fraction_0_1(),
             default=0.3,
             help="new state = d * previous + (1 - d) * computed (default: 0.3)",
         )
@@ -181,7 +193,7 @@ class Recurrent(Experiment):
         )
         p.add_argument(
             "--loss-iterations",
-            type=int,
+            type=positive_int(),
             nargs=2,
             default=None,
             metavar=("FIRST", "LAST"),
@@ -194,7 +206,7 @@ class Recurrent(Experiment):
         )
         p.add_argument(
             "--average-iterations",
-            type=int,
+            type=positive_int(),
             nargs=2,
             default=[3, 5],
             metavar=("FIRST", "LAST"),
@@ -207,7 +219,7 @@ class Recurrent(Experiment):
         )
         p.add_argument(
             "--warmup-batches",
-            type=int,
+            type=non_negative_int(),
             default=0,
             help="ramp the learning rate up linearly over the first N mini-batches; at lr "
             "0.001 some batch orders diverge without it, 200 steady them (docs/RESULTS.md; "
@@ -216,7 +228,7 @@ class Recurrent(Experiment):
         add_eval_every_argument(p)
         p.add_argument(
             "--eval-size",
-            type=int,
+            type=non_negative_int(),
             default=0,
             help="validation images for the per-epoch goodness error (default: 0, all)",
         )
