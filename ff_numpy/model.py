@@ -46,7 +46,13 @@ from ff_numpy.negatives import (
 )
 from ff_numpy.norm import PeerNorm, check_scale, normalize, normalize_grouped
 from ff_numpy.readout import SoftmaxReadout
-from ff_numpy.validate import check_labels, check_matrix, copy_state
+from ff_numpy.validate import (
+    check_labels,
+    check_matrix,
+    copy_state,
+    finite_float,
+    non_negative_float,
+)
 
 
 class FFNet:
@@ -223,11 +229,11 @@ class FFNet:
             theta = [float(h) for h in hidden]
         elif np.isscalar(theta):
             theta = [float(theta)] * len(hidden)
-        self.theta = [float(t) for t in theta]
+        self.theta = [float(finite_float().check(t, "theta")) for t in theta]
         if len(self.theta) != len(hidden):
             raise ValueError(f"theta needs one value per layer ({len(hidden)}), got {theta}")
         self._set_goodness_groups(goodness_per, norm_per)
-        self.peer_strength = float(peer_strength)
+        self.peer_strength = float(non_negative_float().check(peer_strength, "peer_strength"))
         self.peers = [PeerNorm(h, peer_strength) if peer_strength else None for h in hidden]
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")

@@ -71,7 +71,13 @@ from ff_numpy.layers import Dense
 from ff_numpy.negatives import hard_wrong_labels, random_wrong_labels
 from ff_numpy.norm import PeerNorm, check_scale, normalize
 from ff_numpy.readout import SoftmaxReadout
-from ff_numpy.validate import check_labels, check_matrix, copy_state
+from ff_numpy.validate import (
+    check_labels,
+    check_matrix,
+    copy_state,
+    finite_float,
+    non_negative_float,
+)
 
 SCHEDULES = ("synchronous", "alternating")
 NEGATIVES = ("hard", "random")
@@ -307,7 +313,7 @@ class RecurrentFFNet:
             theta = [float(h) for h in hidden]
         elif np.isscalar(theta):
             theta = [float(theta)] * L
-        self.theta = [float(t) for t in theta]
+        self.theta = [float(finite_float().check(t, "theta")) for t in theta]
         if len(self.theta) != L:
             raise ValueError(f"theta needs one value per hidden layer ({L}), got {theta}")
         below = [self.n_in] + hidden[:-1]
@@ -330,7 +336,7 @@ class RecurrentFFNet:
                     f"{name} layers must hold {self.dtype} arrays (the net's dtype), got "
                     f"{sorted(str(d) for d in dtypes)}"
                 )
-        self.peer_strength = float(peer_strength)
+        self.peer_strength = float(non_negative_float().check(peer_strength, "peer_strength"))
         self.peers = [PeerNorm(h, peer_strength) if peer_strength else None for h in hidden]
         if not 0.0 <= hard_floor <= 1.0:
             raise ValueError(f"hard_floor must lie in [0, 1], got {hard_floor}")

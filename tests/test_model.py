@@ -329,3 +329,18 @@ def test_unit_means_batches_equal_the_mean_of_one_sweep():
         assert [m.shape for m in means] == [(7,), (5,)]
         for m, a in zip(means, full):
             assert_close(m, a.mean(axis=0), 1e-12, "unit_means vs one sweep")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e308])
+def test_constructors_refuse_non_finite_theta_and_peer_strength(bad):
+    from ff_numpy.recurrent import RecurrentFFNet
+
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="^theta must be a finite number"):
+        FFNet(20, [5], rng, theta=bad)
+    with pytest.raises(ValueError, match="^peer_strength must be a finite number"):
+        FFNet(20, [5], rng, peer_strength=bad)
+    with pytest.raises(ValueError, match="^theta must be a finite number"):
+        RecurrentFFNet(20, [5], 10, rng, theta=bad)
+    with pytest.raises(ValueError, match="^peer_strength must be a finite number"):
+        RecurrentFFNet(20, [5], 10, rng, peer_strength=bad)
