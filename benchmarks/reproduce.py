@@ -14,8 +14,8 @@ A status line reads, for example, ``jitter  212/500 epochs  val 0.98% (epoch 200
 run in progress, and ``local  60/60  test 1.13% (paper 1.16%): met`` for a finished one.
 
 The hours are this project's measurements on one core of a 2-core machine (one BLAS
-thread), all taken before subnormal factors were flushed to zero (``64cafec``; on some
-machines that makes a trained net's epoch up to 2.5 times faster: docs/RESULTS.md); a
+thread), all taken before subnormal factors were flushed to zero (on some machines that
+makes a trained net's epoch up to 2.5 times faster: docs/RESULTS.md); a
 run with both cores to itself takes about 0.55-0.6 times as long. The recurrent entry is
 the recipe that met the paper's 1.31% (1.22%, one seed): all 60,000 training images, so
 no validation, with a 200-batch learning-rate warm-up; its hours are the 50,000-image

@@ -31,9 +31,9 @@ How long it takes (2 cores)
     one seed; docs/RESULTS.md): the paper's net, 2 hidden layers of 2000, 60 epochs on
     all 60,000 training images, weight decay 0.003 (chosen on validation), the learning
     rate warmed up over the first 200 batches, and a goodness evaluation of the test set
-    every 20 epochs, shown as progress only. It took 2.9 hours of training on two free
-    cores of a fast machine (10,601 s; 164-190 s per epoch); about 4 hours on a slower one
-    (247 s per epoch on session 17's machine) and more on a loaded one. Run it in pieces:
+    every 20 epochs, shown as progress only. It takes about 3 to 4 hours of training on
+    two free cores (165-250 s per epoch, depending on the processor), more on a loaded
+    machine. Run it in pieces:
     stop it whenever you like (a checkpoint is written after every epoch) and continue
     with ``--resume``, here or with the command line, which trains the same run (the
     options must be the same)::
@@ -63,8 +63,7 @@ What it should show
     * The test errors by goodness (iterations 3-5) and by the one-pass softmax. The paper
       reports 1.31% after 60 epochs of the full net; the full run's recipe gave 1.22%
       here (one seed, from the command line). The quick run is small: about 10% by
-      either classifier (seeds 0, 1, 2 at commit 893be3c: 9.9%, 10.4%, 10.3% by
-      goodness; 9.9%, 10.3%, 10.1% by the softmax), which shows that everything runs and
+      either classifier (9.9-10.4% over three seeds), which shows that everything runs and
       learns, not what the full net achieves. Every number is computed when the script
       runs, none is written in it.
 
