@@ -479,6 +479,102 @@ def check_hard_wrong_labels(fn) -> str:
     return "never the true label, frequencies in proportion to q, uniform fallback, seeded"
 
 
+# Tutorial 03 ---------------------------------------------------------------------------
+def _one_shot_case(rng: np.random.Generator, n_in: int, n_out: int, mask=None):
+    """A float64 ReLU layer ``(W, b)`` (zero outside ``mask``), an input ``u`` that is not
+    normalised, and the layer's activities ``y`` for it, with some unit on."""
+    while True:
+        W = rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)
+        if mask is not None:
+            W *= mask
+        b = 0.3 * rng.standard_normal(n_out)
+        u = 3.0 * rng.standard_normal(n_in)  # |u|^2 about 9 n_in, not n_in: no shortcut
+        y = np.maximum(u @ W + b, 0)
+        if np.count_nonzero(y) >= 2:
+            return W, b, u, y
+
+
+def _assert_lands_on_target(what: str, y, y_new, S_star: float) -> None:
+    """The new goodness is ``S_star`` and the normalised output has not changed."""
+    G_new = float(y_new @ y_new)
+    assert abs(G_new - S_star) <= 1e-9 * S_star, (
+        f"{what}: after the step the goodness is {G_new:.6g}, the target {S_star:.6g} "
+        f"(it was {float(y @ y):.6g}). The step must multiply every active unit by "
+        "sqrt(S*/S_L): each unit's pre-activation changes by c y_j |u_aug|^2, with "
+        "|u_aug|^2 = |u|^2 + 1 (the bias is a weight on a constant input 1)"
+    )
+    _close(f"{what}: the normalised output after the step", normalize(y_new[None], "rms"),
+           normalize(y[None], "rms"), 1e-10)  # fmt: skip
+
+
+def check_one_shot_step(fn) -> str:
+    """Self-check of tutorial 03's ``one_shot_step(W, b, u, S_star) -> (dW, db)``.
+
+    On float64 dense layers of several sizes, inputs that are not normalised and targets
+    above and below the current goodness: the goodness for ``u`` after the step is
+    ``S_star``, the normalised output is unchanged, the step equals
+    :func:`ff_numpy.fast.one_shot_layer_update`'s, and the arguments are left unchanged.
+    """
+    from ff_numpy import fast
+
+    for seed, (n_in, n_out) in enumerate(((6, 5), (9, 7), (20, 13))):
+        rng = np.random.default_rng(seed)
+        W, b, u, y = _one_shot_case(rng, n_in, n_out)
+        for ratio in (2.5, 0.3):
+            S_star = ratio * float(y @ y)
+            args = (W.copy(), b.copy(), u.copy())
+            dW, db = fn(*args, S_star)
+            assert all(np.array_equal(a, c) for a, c in zip(args, (W, b, u))), (
+                "one_shot_step changed W, b or u: return the update, leave them as they are"
+            )
+            dW, db = np.asarray(dW), np.asarray(db)
+            assert dW.shape == W.shape, f"dW has shape {dW.shape}, expected {W.shape}"
+            assert db.shape == b.shape, f"db has shape {db.shape}, expected {b.shape}"
+            y_new = np.maximum(u @ (W + dW) + b + db, 0)
+            _assert_lands_on_target(f"layer {n_in} -> {n_out}, S* = {ratio} S_L", y, y_new, S_star)
+            layer = Dense(n_in, n_out, rng, dtype=np.float64)
+            layer.W[...], layer.b[...] = W, b
+            ref = fast.one_shot_layer_update(layer, u, S_star)
+            _close("dW (vs fast.one_shot_layer_update)", dW, ref.dW, 1e-10)
+            _close("db (vs fast.one_shot_layer_update)", db, ref.db, 1e-10)
+    return "lands on the target, orientation unchanged, equal to fast.one_shot_layer_update"
+
+
+def check_masked_coefficients(fn) -> str:
+    """Self-check of tutorial 03's ``masked_coefficients(u, S_L, S_star, mask)``.
+
+    On float64 masked layers (random 0/1 receptive fields, ``W`` zero outside them) and
+    targets above and below the current goodness: the step ``dW = outer(u, c y) * mask``,
+    ``db = c y`` lands on the target with the normalised output unchanged, and ``c``
+    equals :func:`ff_numpy.fast.one_shot_coefficient` with the mask.
+    """
+    from ff_numpy import fast
+
+    for seed, (n_in, n_out) in enumerate(((12, 6), (30, 11))):
+        rng = np.random.default_rng(seed)
+        mask = (rng.random((n_in, n_out)) < 0.4).astype(np.float64)
+        mask[rng.integers(0, n_in, n_out), np.arange(n_out)] = 1  # every unit sees something
+        W, b, u, y = _one_shot_case(rng, n_in, n_out, mask)
+        S_L = float(y @ y)
+        for ratio in (2.0, 0.4):
+            S_star = ratio * S_L
+            c = np.asarray(fn(u.copy(), S_L, S_star, mask.copy()), dtype=np.float64)
+            assert c.shape == (n_out,), f"c has shape {c.shape}, expected ({n_out},): one per unit"
+            dW, db = np.outer(u, c * y) * mask, c * y
+            y_new = np.maximum(u @ (W + dW) + b + db, 0)
+            what = f"masked layer {n_in} -> {n_out}, S* = {ratio} S_L"
+            try:
+                _assert_lands_on_target(what, y, y_new, S_star)
+            except AssertionError as err:
+                raise AssertionError(
+                    f"{err}\n  On a masked layer unit j sees only the inputs of its field: "
+                    "its own |u_aug|^2 is sum_i mask[i, j] u_i^2 + 1"
+                ) from None
+            ref = fast.one_shot_coefficient(u, S_L, S_star, mask=mask)
+            _close("c (vs fast.one_shot_coefficient with the mask)", c, ref, 1e-10)
+    return "every unit scaled alike, lands on the target, equal to fast.one_shot_coefficient"
+
+
 # Each tutorial's exercises: the function the student fills in, by name, and its check.
 EXERCISES = {
     "01_goodness_and_one_layer": {
@@ -489,5 +585,9 @@ EXERCISES = {
         "embed_label": check_embed_label,
         "normalize_rms": check_normalize_rms,
         "hard_wrong_labels": check_hard_wrong_labels,
+    },
+    "03_learning_fast": {
+        "one_shot_step": check_one_shot_step,
+        "masked_coefficients": check_masked_coefficients,
     },
 }

@@ -184,6 +184,24 @@ def _hard_unseeded(q, labels, rng):  # right distribution, but not from rng
     return np.array([other.choice(10, p=row) for row in p])
 
 
+def _one_shot(bias: bool, root: bool):
+    def one_shot_step(W, b, u, S_star):
+        y = np.maximum(u @ W + b, 0)
+        ratio = S_star / (y @ y)
+        c = ((np.sqrt(ratio) if root else ratio) - 1) / (u @ u + (1 if bias else 0))
+        return c * np.outer(u, y), c * y
+
+    return one_shot_step
+
+
+def _masked(use_mask: bool, bias: bool):
+    def masked_coefficients(u, S_L, S_star, mask):
+        sq = (u * u) @ mask if use_mask else np.full(mask.shape[1], u @ u)
+        return (np.sqrt(S_star / S_L) - 1) / (sq + (1 if bias else 0))
+
+    return masked_coefficients
+
+
 MISTAKES = [
     ("eq1_loss", "log(1 + exp(-z)) overflows", _eq1_naive),
     ("eq1_loss", "derivative of the wrong sign", _eq1_sign),
@@ -197,6 +215,10 @@ MISTAKES = [
     ("hard_wrong_labels", "uniform, ignoring q", _hard_uniform),
     ("hard_wrong_labels", "may return the true label", _hard_may_be_true),
     ("hard_wrong_labels", "draws from another generator", _hard_unseeded),
+    ("one_shot_step", "no bias input in |u_aug|^2", _one_shot(bias=False, root=True)),
+    ("one_shot_step", "S*/S_L without the square root", _one_shot(bias=True, root=False)),
+    ("masked_coefficients", "the dense coefficient", _masked(use_mask=False, bias=True)),
+    ("masked_coefficients", "no bias input", _masked(use_mask=True, bias=False)),
 ]
 CHECKS = {
     name: check for exercises in tutorial.EXERCISES.values() for name, check in exercises.items()

@@ -26,7 +26,11 @@ pytest.importorskip("ipykernel", reason="pip install -e .[test] (ipykernel)")
 NOTEBOOK_BUDGET = 40.0  # seconds per tutorial, kernel start included, on 2 cores
 # Tutorials in the unfolding notebook form; the others are listed, expected to fail, and
 # not run (each would cost up to a minute of the suite for a known result).
-CONVERTED = {"01_goodness_and_one_layer", "02_supervised_mnist"}
+CONVERTED = {
+    "01_goodness_and_one_layer",
+    "02_supervised_mnist",
+    "03_learning_fast",
+}
 NOT_CONVERTED = "not yet converted to unfolding notebook form"
 
 
