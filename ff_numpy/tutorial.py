@@ -575,6 +575,101 @@ def check_masked_coefficients(fn) -> str:
     return "every unit scaled alike, lands on the target, equal to fast.one_shot_coefficient"
 
 
+# Tutorial 06 ---------------------------------------------------------------------------
+def check_blur_mask(fn) -> str:
+    """Self-check of tutorial 06's ``blur_mask(bits, n_blur)``.
+
+    Fed the random bits that :func:`ff_numpy.negatives.hybrid_masks` draws from the same
+    seed, for 0, 1, 2, 8 and 20 blurs and a non-square image: the masks must be those of
+    ``hybrid_masks`` (at most 0.1% of the pixels may differ, for a value that lands on 0.5
+    up to rounding), boolean, and the input left unchanged.
+    """
+    from ff_numpy.negatives import hybrid_masks
+
+    for n_blur, shape in ((0, (28, 28)), (1, (28, 28)), (2, (28, 28)), (8, (28, 28)),
+                          (20, (28, 28)), (3, (12, 20))):  # fmt: skip
+        seed = [6, n_blur, shape[1]]
+        bits = (np.random.default_rng(seed).random((20, *shape)) < 0.5).astype(np.float32)
+        before = bits.copy()
+        out = np.asarray(fn(bits, n_blur))
+        assert np.array_equal(bits, before), "blur_mask changed its input: blur a copy"
+        ref = hybrid_masks(20, np.random.default_rng(seed), shape, n_blur)
+        assert out.shape == ref.shape, f"shape {out.shape}, expected {ref.shape}"
+        assert out.dtype == bool, f"the masks must be booleans (m > 0.5), got {out.dtype}"
+        differ = float(np.mean(out != ref))
+        hint = (
+            "the threshold is m > 0.5 of the bits themselves"
+            if n_blur == 0
+            else "blur along every row and then every column, [1/4, 1/2, 1/4] each time, "
+            "with the border pixel as its own missing neighbour (np.pad mode='symmetric')"
+        )
+        assert differ <= 1e-3, (
+            f"{n_blur} blurs of {shape} images: {100 * differ:.1f}% of the pixels differ from "
+            f"hybrid_masks'; {hint}"
+        )
+    return "the masks of hybrid_masks from the same bits, 0 to 20 blurs, square or not"
+
+
+def _run_length(masks: np.ndarray) -> float:
+    """Mean length of the runs of equal values along the rows of (n, H, W) masks."""
+    H, W = masks.shape[1:]
+    changes = (masks[:, :, 1:] != masks[:, :, :-1]).sum(axis=(1, 2))
+    return float(np.mean(H * W / (changes + H)))
+
+
+def check_make_hybrids(fn) -> str:
+    """Self-check of tutorial 06's ``make_hybrids(x, rng) -> (hybrids, masks, partner)``.
+
+    On a batch of random images whose pixels all differ (so that every pixel tells its
+    parent): every hybrid pixel from the parent its mask names, no image paired with
+    itself, partners spread over the batch, masks with large regions (mean run along a
+    row of 4 pixels or more, about half ones), the same hybrids from the same seed, and
+    the images left unchanged.
+    """
+    rng = np.random.default_rng(0)
+    B = 200
+    x = rng.random((B, 784), dtype=np.float32)
+    before = x.copy()
+    hybrids, masks, partner = (np.asarray(a) for a in fn(x, np.random.default_rng(1)))
+    assert np.array_equal(x, before), "make_hybrids changed the images: return new arrays"
+    assert hybrids.shape == x.shape, f"hybrids: shape {hybrids.shape}, expected {x.shape}"
+    assert masks.shape == x.shape, f"masks: shape {masks.shape}, expected {x.shape}"
+    assert masks.dtype == bool, f"masks must be booleans, got {masks.dtype}"
+    assert partner.shape == (B,), f"partner: shape {partner.shape}, expected ({B},)"
+    assert np.issubdtype(partner.dtype, np.integer), f"partner must be ints, got {partner.dtype}"
+    assert np.all((partner >= 0) & (partner < B)), "partner must index the batch"
+    self_paired = int(np.sum(partner == np.arange(B)))
+    for seed in range(40):  # small batches too, where a self-pairing would be frequent
+        small = np.asarray(fn(x[:3], np.random.default_rng([1, seed]))[2])
+        self_paired += int(np.sum(small == np.arange(3)))
+    assert self_paired == 0, (
+        f"{self_paired} images were paired with themselves: their hybrid is a real image"
+    )
+    assert len(np.unique(partner)) > B // 2, (
+        f"only {len(np.unique(partner))} different partners among {B} images: draw each "
+        "partner at random from the other images"
+    )
+    expected = np.where(masks, x, x[partner])
+    assert np.array_equal(hybrids, expected), (
+        "row i of hybrids must be image i where masks[i] is true and image partner[i] elsewhere"
+    )
+    runs = _run_length(masks.reshape(B, 28, 28))
+    assert runs >= 4, (
+        f"the masks' regions run only {runs:.1f} pixels along a row: blur the random bits "
+        "before thresholding (hybrid_masks does), so that every patch stays a real patch"
+    )
+    assert 0.35 < masks.mean() < 0.65, f"{100 * masks.mean():.0f}% ones: expected about half"
+    again = fn(x, np.random.default_rng(1))
+    assert np.array_equal(np.asarray(again[0]), hybrids), (
+        "the same seed must give the same hybrids: draw every random number from rng"
+    )
+    other = fn(x, np.random.default_rng(2))
+    assert not np.array_equal(np.asarray(other[0]), hybrids), (
+        "another seed gave the same hybrids: draw the partners and masks from rng"
+    )
+    return "each pixel from the named parent, never itself, large regions, seeded"
+
+
 # Each tutorial's exercises: the function the student fills in, by name, and its check.
 EXERCISES = {
     "01_goodness_and_one_layer": {
@@ -585,6 +680,10 @@ EXERCISES = {
         "embed_label": check_embed_label,
         "normalize_rms": check_normalize_rms,
         "hard_wrong_labels": check_hard_wrong_labels,
+    },
+    "06_unsupervised_hybrid_negatives": {
+        "blur_mask": check_blur_mask,
+        "make_hybrids": check_make_hybrids,
     },
     "03_learning_fast": {
         "one_shot_step": check_one_shot_step,

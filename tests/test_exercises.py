@@ -202,6 +202,36 @@ def _masked(use_mask: bool, bias: bool):
     return masked_coefficients
 
 
+def _blur(mode: str, columns: bool = True, at_least: bool = False):
+    def blur_mask(bits, n_blur):
+        from scipy.ndimage import convolve1d
+
+        m = np.asarray(bits, dtype=np.float64)
+        for _ in range(n_blur):
+            m = convolve1d(m, [0.25, 0.5, 0.25], axis=2, mode=mode)
+            if columns:
+                m = convolve1d(m, [0.25, 0.5, 0.25], axis=1, mode=mode)
+        return m >= 0.5 if at_least else m > 0.5
+
+    return blur_mask
+
+
+def _hybrids(self_pairs: bool = False, blur: bool = True, swap: bool = False, seeded=True):
+    def make_hybrids(x, rng):
+        from ff_numpy.negatives import hybrid_masks
+
+        B = len(x)
+        draw = rng if seeded else np.random.default_rng()
+        low = 0 if self_pairs else 1
+        partner = (np.arange(B) + draw.integers(low, B, size=B)) % B
+        n_blur = 8 if blur else 0
+        masks = hybrid_masks(B, draw, n_blur=n_blur).reshape(B, -1)
+        a, b = (x[partner], x) if swap else (x, x[partner])
+        return np.where(masks, a, b), masks, partner
+
+    return make_hybrids
+
+
 MISTAKES = [
     ("eq1_loss", "log(1 + exp(-z)) overflows", _eq1_naive),
     ("eq1_loss", "derivative of the wrong sign", _eq1_sign),
@@ -219,6 +249,13 @@ MISTAKES = [
     ("one_shot_step", "S*/S_L without the square root", _one_shot(bias=True, root=False)),
     ("masked_coefficients", "the dense coefficient", _masked(use_mask=False, bias=True)),
     ("masked_coefficients", "no bias input", _masked(use_mask=True, bias=False)),
+    ("blur_mask", "zeros beyond the border", _blur("constant")),
+    ("blur_mask", "blurs along the rows only", _blur("reflect", columns=False)),
+    ("blur_mask", "thresholds with >= 0.5", _blur("reflect", at_least=True)),
+    ("make_hybrids", "may pair an image with itself", _hybrids(self_pairs=True)),
+    ("make_hybrids", "unblurred masks", _hybrids(blur=False)),
+    ("make_hybrids", "parents swapped", _hybrids(swap=True)),
+    ("make_hybrids", "masks from another generator", _hybrids(seeded=False)),
 ]
 CHECKS = {
     name: check for exercises in tutorial.EXERCISES.values() for name, check in exercises.items()

@@ -30,6 +30,7 @@ CONVERTED = {
     "01_goodness_and_one_layer",
     "02_supervised_mnist",
     "03_learning_fast",
+    "06_unsupervised_hybrid_negatives",
 }
 NOT_CONVERTED = "not yet converted to unfolding notebook form"
 
