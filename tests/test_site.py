@@ -11,6 +11,7 @@ with its error shown and listed, and that TeX becomes MathML.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import subprocess
@@ -92,7 +93,7 @@ def test_every_page_exists(site):
     assert set(expected) - {"index.html"} <= linked, "the index does not link every page"
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     sections = re.findall(r"^## (.+)$", readme, flags=re.MULTILINE)
-    text = (site / "index.html").read_text(encoding="utf-8")
+    text = html.unescape((site / "index.html").read_text(encoding="utf-8"))
     assert all(f">{s.strip()}</h2>" in text for s in sections if "`" not in s), "README missing"
 
 
