@@ -670,6 +670,71 @@ def check_make_hybrids(fn) -> str:
     return "each pixel from the named parent, never itself, large regions, seeded"
 
 
+# Tutorial 07 ---------------------------------------------------------------------------
+def check_grid_field(fn) -> str:
+    """Self-check of tutorial 07's ``grid_field(loc, in_grid, in_channels, grid, k)``.
+
+    Every location of the paper's layers 2 and 3 and of two other geometries (grids that
+    are not square, ``k = 3``) against :func:`ff_numpy.masks.grid_fields`.
+    """
+    from ff_numpy.masks import grid_fields
+
+    cases = [
+        ((4, 4), 128, (3, 3), 2),  # the paper's layer 2
+        ((3, 3), 220, (2, 2), 2),  # the paper's layer 3
+        ((3, 5), 3, (2, 4), 2),  # grids that are not square
+        ((4, 6), 2, (2, 4), 3),  # squares of 3 x 3 locations
+    ]
+    for in_grid, C, grid, k in cases:
+        ref = grid_fields(in_grid, C, grid, k, channels=1)
+        for loc in range(ref.n_loc):
+            out = np.asarray(fn(loc, in_grid, C, grid, k))
+            expected = ref.fields[loc]
+            what = f"location {loc} of a {grid} grid over {in_grid} x {C} units, k = {k}"
+            assert out.shape == expected.shape, (
+                f"{what}: {out.size} inputs, expected {expected.size} (k * k * in_channels)"
+            )
+            assert np.array_equal(out, expected), (
+                f"{what}:\n  yours:    {out[:6]} ... {out[-3:]}\n  expected: {expected[:6]} ... "
+                f"{expected[-3:]}\n  (unit c of location (r, q) below is (r * Gw + q) * C + c; "
+                "sorted)"
+            )
+    return "every location of the paper's layers 2 and 3 and of two other geometries"
+
+
+def check_peer_term(fn) -> str:
+    """Self-check of tutorial 07's ``peer_term(mean, y_pos, strength, rho)``.
+
+    Against :class:`ff_numpy.norm.PeerNorm` (``update`` then ``dL_da / B`` on every row)
+    for two settings, on activities with a dead unit and many zeros; ``mean`` must be left
+    unchanged and the dead unit must get a negative term on every row.
+    """
+    from ff_numpy.norm import PeerNorm
+
+    rng = np.random.default_rng(0)
+    for strength, rho, B, n in ((0.03, 0.9, 8, 12), (0.5, 0.7, 3, 5)):
+        mean = rng.uniform(0.1, 1.0, n)
+        y_pos = np.maximum(rng.standard_normal((B, n)), 0)
+        y_pos[:, 1] = 0  # a dead unit
+        mean[1] = 0.05
+        before = mean.copy()
+        new_mean, term = (np.asarray(a, dtype=np.float64) for a in fn(mean, y_pos, strength, rho))
+        assert np.array_equal(mean, before), "peer_term changed mean: return the new means"
+        ref = PeerNorm(n, strength, rho)
+        ref.mean[...] = before
+        ref.update(y_pos)
+        _close("the new running means", new_mean, ref.mean, 1e-12)
+        assert term.shape == (B, n), f"term: shape {term.shape}, expected (B, n) = {(B, n)}"
+        expected = np.tile(ref.dL_da() / B, (B, 1))
+        _close("the term added to dL/da (strength (m_j - mean(m)) / B, new means)", term,
+               expected, 1e-12)  # fmt: skip
+        assert np.all(term[:, 1] < 0), (
+            "the dead unit (off on every row) must get a negative term on every row: the "
+            "term is added whether the unit is on or off"
+        )
+    return "running means and the term vs PeerNorm, a dead unit pulled up, mean unchanged"
+
+
 # Each tutorial's exercises: the function the student fills in, by name, and its check.
 EXERCISES = {
     "01_goodness_and_one_layer": {
@@ -684,6 +749,10 @@ EXERCISES = {
     "06_unsupervised_hybrid_negatives": {
         "blur_mask": check_blur_mask,
         "make_hybrids": check_make_hybrids,
+    },
+    "07_local_receptive_fields": {
+        "grid_field": check_grid_field,
+        "peer_term": check_peer_term,
     },
     "03_learning_fast": {
         "one_shot_step": check_one_shot_step,

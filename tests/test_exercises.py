@@ -232,6 +232,33 @@ def _hybrids(self_pairs: bool = False, blur: bool = True, swap: bool = False, se
     return make_hybrids
 
 
+def _grid_field(order: str):
+    def grid_field(loc, in_grid, in_channels, grid, k):
+        Gh, Gw = in_grid
+        r0, q0 = divmod(loc, grid[1])
+        square = [(r, q) for r in range(r0, r0 + k) for q in range(q0, q0 + k)]
+        if order == "channel-major":
+            idx = [c * Gh * Gw + r * Gw + q for r, q in square for c in range(in_channels)]
+        elif order == "locations only":
+            idx = [r * Gw + q for r, q in square]
+        else:  # rows and columns swapped
+            idx = [(q * Gh + r) * in_channels + c for r, q in square for c in range(in_channels)]
+        return np.sort(idx)
+
+    return grid_field
+
+
+def _peer(old_means: bool = False, relu: bool = False, per_batch: bool = True):
+    def peer_term(mean, y_pos, strength, rho):
+        B = len(y_pos)
+        new = rho * mean + (1 - rho) * y_pos.mean(axis=0)
+        m = mean if old_means else new
+        term = np.tile(strength * (m - m.mean()) / (B if per_batch else 1), (B, 1))
+        return new, term * (y_pos > 0) if relu else term
+
+    return peer_term
+
+
 MISTAKES = [
     ("eq1_loss", "log(1 + exp(-z)) overflows", _eq1_naive),
     ("eq1_loss", "derivative of the wrong sign", _eq1_sign),
@@ -256,6 +283,12 @@ MISTAKES = [
     ("make_hybrids", "unblurred masks", _hybrids(blur=False)),
     ("make_hybrids", "parents swapped", _hybrids(swap=True)),
     ("make_hybrids", "masks from another generator", _hybrids(seeded=False)),
+    ("grid_field", "channel-major numbering", _grid_field("channel-major")),
+    ("grid_field", "locations without their units", _grid_field("locations only")),
+    ("grid_field", "rows and columns swapped", _grid_field("swapped")),
+    ("peer_term", "the means before the batch", _peer(old_means=True)),
+    ("peer_term", "times the ReLU's derivative", _peer(relu=True)),
+    ("peer_term", "not divided by B", _peer(per_batch=False)),
 ]
 CHECKS = {
     name: check for exercises in tutorial.EXERCISES.values() for name, check in exercises.items()

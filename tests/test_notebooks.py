@@ -31,6 +31,7 @@ CONVERTED = {
     "02_supervised_mnist",
     "03_learning_fast",
     "06_unsupervised_hybrid_negatives",
+    "07_local_receptive_fields",
 }
 NOT_CONVERTED = "not yet converted to unfolding notebook form"
 

@@ -1,458 +1,581 @@
-r"""Tutorial 07: local receptive fields and peer normalisation (paper Sec. 3.2, footnotes 8 and 9).
-
-What it teaches
-    * The locally connected architecture of footnote 8
-      (``ff_numpy.masks.paper_local_architecture``): layer 1 is a 4 x 4 grid of
-      locations, 6 pixels apart, each seeing a 10 x 10 patch of the image with 128
-      units; layer 2 a 3 x 3 grid, each location seeing all channels of a 2 x 2 square of
-      layer-1 locations, with 220 units; layer 3 a 2 x 2 grid over 2 x 2 squares of layer
-      2, with 512 units. No weight sharing: every unit has its own weights. Such a layer
-      is a dense layer whose weights are zero outside a fixed 0/1 mask
-      (``LocalFields.mask``, ``ff_numpy.layers.Masked``). The tutorial draws where the
-      fields sit on the image, which pixels a unit of layer 2 or 3 ends up seeing through
-      the layers below (the product of the masks) and the masks themselves
-      (``local_fields.png``).
-    * Why ``Masked`` has two paths to the same numbers: the masked-dense reference
-      (``forward_reference``: ``x @ W`` with ``W`` zero outside the mask, FLOPs spent on
-      zeros) and the fast path (per location, gather the field and multiply by its
-      weight block). The tutorial checks on real images that both give the same
-      activities and weight gradients, and times them.
-    * How to train the ``local`` experiment from Python (``experiments.get("local")``):
-      unsupervised FF with hybrid negatives (tutorial 06) on this architecture, with
-      peer normalisation (``--peer-strength``, 0.03) and one goodness per layer or per
-      location (``--goodness-per``, an option of this tutorial too; footnote 8 does not
-      say which; per layer, the default, had the lower validation error over 60 epochs).
-    * What layer 1 learns: the weights of some units, drawn as 10 x 10 patches where
-      their fields sit on the 28 x 28 image (``local_receptive_fields.png``).
-    * What peer normalisation (footnote 9) does: every unit keeps a running mean of its
-      activity, and a term pulling it towards the layer's mean is added to its
-      derivative, active or not, so that no unit stays dead or dominates. The tutorial
-      trains the same net with strength 0 and draws every unit's mean activity on
-      validation images, sorted, for both runs, and counts the dead units
-      (``peer_norm.png``).
-
-How long it takes (2 cores)
-    ``--quick``: about 15-25 s (the paper's layers, fixed by the architecture, trained
-    for 1 epoch on 3,000 images, twice: with and without peer normalisation). Full: the
-    experiment's defaults (60 epochs on 50,000 images), twice, about 1-1.5 hours per run
-    on two free cores (checkpoint after every epoch; ``--resume`` continues).
-
-What it should show
-    * ``local_fields.png``: the 16 overlapping 10 x 10 fields of layer 1 on a digit; the
-      16 x 16 pixels a layer-2 unit sees and the 22 x 22 a layer-3 unit sees (computed
-      from the masks, not assumed); the three masks as matrices.
-    * The fast path equals the reference to float32 rounding (relative difference
-      1e-7 to 1e-6), and needs a fraction of the reference's multiply-adds (printed).
-    * The test error of the softmax trained with the net; the paper reports 1.16% after
-      60 epochs (its one architecture, peer normalisation on). The full run measures
-      ours.
-    * ``local_receptive_fields.png``: after the full run, smooth stroke-like patches;
-      after the quick run they are still close to their random start.
-    * ``peer_norm.png``: the sorted mean activities of both runs, with each layer's
-      number of dead units and coefficient of variation. Peer normalisation is meant to
-      keep units from dying or dominating, so with it the curves should be flatter
-      (smaller coefficient of variation, fewer dead units); the full runs measure
-      whether they are, and at what cost or gain in test error. The quick run is far too
-      short for the running means to matter: its numbers show that everything runs and
-      nothing more. Every number is computed when the script runs, none is written in
-      it.
-
-Run it::
-
-    python tutorials/07_local_receptive_fields.py --quick
-    python tutorials/07_local_receptive_fields.py --out runs/tutorial07 --data-dir ~/mnist
-
-It opens as a notebook (jupytext percent format: VS Code, or ``jupytext --to ipynb``).
-"""
+# %% [markdown]
+# # Tutorial 07: local receptive fields and peer normalisation
+#
+# The paper's best unsupervised MNIST result (Sec. 3.2, footnote 8: 1.16% test error)
+# uses the unsupervised FF of tutorial 06 on a net of *locally connected* layers: every
+# unit sees a small patch of the layer below, and no weights are shared (unlike a
+# convolution, each unit has weights of its own). It also uses *peer normalisation*
+# (footnote 9), which keeps every unit of a layer about as active as the others. This
+# tutorial builds both from the library's parts.
+#
+# **You will learn**
+#
+# * the architecture of footnote 8 as three 0/1 masks, and which pixels a unit of each
+#   layer ends up seeing (the product of the masks);
+# * a locally connected layer's forward pass and local gradient written location by
+#   location, equal to the library's `Masked` layer and to a dense layer whose weights
+#   are zero outside the mask;
+# * peer normalisation: a running mean of every unit's activity, and a term added to
+#   `dL/da` *after* the ReLU's derivative, so that it also reaches units that are off;
+# * the whole unsupervised step on the local net with peer normalisation, in visible
+#   code, asserted equal to the library's training step; then the `local` experiment.
+#
+# **Time** (2 cores): the notebook runs the quick setting, about 25 s (the paper's
+# layers, fixed by the architecture, trained for 1 epoch on 3,000 images). As a script,
+# `python tutorials/07_local_receptive_fields.py` runs the full setting, the experiment's
+# defaults (60 epochs on 50,000 images, about an hour; `--resume` continues an
+# interrupted run), and `--quick` the quick one.
+#
+# **Exercises** at the end: the field of a location of a higher layer, the peer
+# normalisation term, why that term goes after the ReLU's derivative, and why masked
+# weights stay zero.
 
 # %%
-from __future__ import annotations
-
-import argparse
-import sys
+import copy
 import time
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure  # draws to a file, never to a window
+from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ff_numpy import experiments, tutorial
+from ff_numpy import experiments, goodness, tutorial
 from ff_numpy.data import load_mnist
 from ff_numpy.experiments.saved import load_ffnet
 from ff_numpy.layers import Masked
+from ff_numpy.loss import Logistic
 from ff_numpy.masks import paper_local_architecture
 from ff_numpy.model import FFNet
-from ff_numpy.norm import normalize
+from ff_numpy.negatives import hybrid_masks
+from ff_numpy.norm import PeerNorm, normalize
+from ff_numpy.optim import make_optimizer
+from ff_numpy.readout import SoftmaxReadout
 
-EXPERIMENT = "local"
-SEED = 0
-IMAGE_SHAPE = (28, 28)
-# Options that differ from the experiment's defaults (``ff-numpy train local --help``;
-# the layer sizes are fixed by the architecture). Full: none (60 epochs, 50,000 images,
-# peer strength 0.03). Quick: one epoch on a few thousand images.
-FULL: dict = {}
+# %% [markdown]
+# ## Settings
+#
+# Run as a script, the command line chooses (`--quick`, `--out`, `--data-dir`,
+# `--resume`, `--no-progress`; `--help` lists them); in a notebook this cell picks the
+# quick setting and writes under `out/` beside the notebook. `RUN` holds the options of
+# the `local` experiment that differ from its defaults (none in the full setting); the
+# layer sizes are fixed by the architecture.
+
+# %% tags=["script-only"]
+NAME = "07_local_receptive_fields"
 QUICK = {"epochs": 1, "train_size": 3_000}
-PEER = {"local": 0.03, "local_no_peer": 0.0}  # run folder -> peer strength
-N_CHECK = 200  # images for the fast-path check
-N_ACTIVITY = {"quick": 2_000, "full": 10_000}  # validation images for the unit means
-N_SHOWN = 2  # layer-1 units drawn per location (the most active ones)
-HIGHLIGHT = 0  # the location drawn in red in local_fields.png (0: top left)
-PAPER_TEST_ERROR = 0.0116  # Hinton (2022), Sec. 3.2: local fields, 60 epochs
-FIG_FIELDS = "local_fields.png"
-FIG_RF = "local_receptive_fields.png"
-FIG_PEER = "peer_norm.png"
-
-try:
-    _SCRIPT = Path(__file__).resolve()
-except NameError:  # run as a notebook: Jupyter starts in the notebook's folder
-    _SCRIPT = Path.cwd() / "07_local_receptive_fields.py"
-DEFAULT_OUT = _SCRIPT.parent / "out" / _SCRIPT.stem
-
+FULL: dict = {}  # the defaults: 60 epochs on 50,000 images, peer strength 0.03
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+options = tutorial.parse_options(
+    tutorial.parser(
+        "Tutorial 07: local receptive fields and peer normalisation.",
+        f"small run: {QUICK}",
+        HERE / "out" / NAME,
+    )
+)
+RUN = QUICK if options.quick else FULL
+N_ACTIVITY = 2_000 if options.quick else 10_000  # validation images for the unit means
+OUT = options.out
+print(f"{'quick' if options.quick else 'full'} setting: experiment options {RUN or 'defaults'}")
+print(f"writing to {OUT}")
 
 # %% [markdown]
 # ## 1. The architecture of footnote 8, as masks
 #
-# `paper_local_architecture()` returns one `LocalFields` per layer: `fields[loc]` lists the
-# inputs that every unit of location `loc` sees, `channels` units per location, units
-# numbered location-major (`unit = loc * channels + c`). `mask()` is the (n_in, n_out)
-# 0/1 matrix, with `mask[i, j] = 1` iff unit `j` sees input `i`.
+# Layer 1 is a 4 x 4 grid of locations, 6 pixels apart, each seeing a 10 x 10 patch of
+# the image, with 128 units per location. Layer 2 is a 3 x 3 grid; each location sees
+# all the units of a 2 x 2 square of layer-1 locations, with 220 units. Layer 3 is a
+# 2 x 2 grid over 2 x 2 squares of layer 2, with 512 units.
 #
-# What a unit of layer 2 sees *in pixels* is not stored anywhere: it is the product of
-# the masks. Pixel `i` reaches unit `j` of layer 2 iff some layer-1 unit `k` sees `i` and
-# `j` sees `k`, i.e. iff `(M1 @ M2)[i, j] > 0`; for layer 3, `(M1 @ M2 @ M3)[i, j] > 0`.
-# Only one unit per location is needed (all of a location's units see the same inputs).
+# `paper_local_architecture()` returns one `LocalFields` per layer: `fields[loc]` lists
+# the inputs that every unit of location `loc` sees, and the units are numbered
+# location-major (`unit = loc * channels + c`). `mask()` is the (n_in, n_out) 0/1 matrix
+# with `mask[i, j] = 1` iff unit `j` sees input `i`: a locally connected layer is a dense
+# layer whose weights are zero outside this mask.
+
+# %%
+arch = paper_local_architecture()
+masks = [f.mask() for f in arch]
+print("layer  grid  field of a location     units   mask ones")
+for l, (f, m) in enumerate(zip(arch, masks)):
+    below = "pixels" if l == 0 else f"units of layer {l}"
+    print(f"{l + 1:5d}  {f.grid[0]}x{f.grid[1]}  {f.field_size:4d} {below:15s}  "
+          f"{f.n_out:5d}  {100 * m.mean():8.1f}%")  # fmt: skip
+
+# %% [markdown]
+# What a unit of layer 2 sees *in pixels* is not stored anywhere: pixel `i` reaches unit
+# `j` of layer 2 iff some layer-1 unit `k` sees `i` and `j` sees `k`, that is iff
+# `(M1 @ M2)[i, j] > 0`; for layer 3, `(M1 @ M2 @ M3)[i, j] > 0`. One unit per location
+# is enough, as all the units of a location see the same inputs.
+
+# %%
+footprints = []  # per layer: (784, n_loc) booleans, the pixels one unit per location sees
+for l, f in enumerate(arch):
+    reach = masks[l][:, np.arange(f.n_loc) * f.channels]  # (n_in, n_loc): a unit each
+    for m in reversed(masks[:l]):
+        reach = m @ reach  # (n_in of the layer below, n_loc)
+    footprints.append(reach > 0)
+
+
+def bounding_box(pixels):
+    """Rows and columns ``(r0, r1, c0, c1)`` (inclusive) of a (784,) boolean image."""
+    img = pixels.reshape(28, 28)
+    rows, cols = np.flatnonzero(img.any(axis=1)), np.flatnonzero(img.any(axis=0))
+    return rows[0], rows[-1], cols[0], cols[-1]
+
+
+pixels_seen = []
+for l, fp in enumerate(footprints):
+    sides = set()
+    for loc in range(fp.shape[1]):
+        r0, r1, c0, c1 = bounding_box(fp[:, loc])
+        assert fp[:, loc].sum() == (r1 - r0 + 1) * (c1 - c0 + 1)  # a full square, no holes
+        sides.add((int(r1 - r0 + 1), int(c1 - c0 + 1)))
+    pixels_seen.append(sorted(sides))
+    print(f"a unit of layer {l + 1} sees a square of {' or '.join(f'{h} x {w}' for h, w in sides)}"
+          " pixels")  # fmt: skip
+
+# %%
+data = load_mnist(options.data_dir)
+x_image = data.validation.x[0]
+fig = Figure(figsize=(13, 8.5), layout="constrained")
+axes = fig.subplots(2, 3, gridspec_kw={"height_ratios": [1, 1.1]})
+for l, (ax, fp) in enumerate(zip(axes[0], footprints)):
+    ax.imshow(x_image.reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+    for loc in range(fp.shape[1]):
+        r0, r1, c0, c1 = bounding_box(fp[:, loc])
+        inset = 0.12 * (loc % 4)  # overlapping squares, drawn slightly apart
+        ax.add_patch(Rectangle((c0 - 0.5 + inset, r0 - 0.5 + inset), c1 - c0 + 1 - 2 * inset,
+                               r1 - r0 + 1 - 2 * inset, fill=False, lw=2.2 if loc == 0 else 0.9,
+                               ec="red" if loc == 0 else f"C{loc % 10}"))  # fmt: skip
+    h, w = pixels_seen[l][0]
+    ax.set_title(f"layer {l + 1}: {fp.shape[1]} locations, each seeing {h} x {w} pixels")
+    ax.set_xticks([])
+    ax.set_yticks([])
+for l, (ax, f, m) in enumerate(zip(axes[1], arch, masks)):
+    ax.imshow(m, cmap="Greys", aspect="auto", interpolation="nearest")
+    ax.set_title(f"mask of layer {l + 1}: {f.n_in} inputs x {f.n_out} units, "
+                 f"{100 * m.mean():.1f}% ones", fontsize=9)  # fmt: skip
+    ax.set_xlabel(f"unit (location-major: {f.n_loc} blocks of {f.channels})")
+    ax.set_ylabel("input (pixel)" if l == 0 else f"input (unit of layer {l})")
+fig.suptitle("locally connected layers of footnote 8 (top: what one unit per location "
+             "sees, in pixels; red: the first location)")  # fmt: skip
+tutorial.show(fig, OUT / "local_fields.png")
+
+# %% [markdown]
+# ## 2. A local layer, location by location
+#
+# `Masked` stores the full (n_in, n_out) matrix `W`, zero outside the mask (one copy of
+# the weights for checkpoints, figures and the optimiser), but never multiplies the
+# zeros: for each location it gathers the field of the input, `x[:, field]` (B, f), and
+# the location's weight block, `W[field, units]` (f, C), and multiplies them. The local
+# gradient is the dense layer's, `dL/dW = x^T dL/da`, computed block by block in the
+# same way, and zero outside the fields: a weight that does not exist has no gradient.
 
 
 # %%
-def describe_architecture(x_image: np.ndarray, out: Path) -> dict:
-    arch = paper_local_architecture(IMAGE_SHAPE)
-    masks = [f.mask() for f in arch]
-    binary = all(np.isin(m, (0, 1)).all() for m in masks)
-    fan_in_ok = all(np.all(m.sum(axis=0) == f.field_size) for m, f in zip(masks, arch))
-    # Pixels reaching one unit per location of each layer: (784, n_loc) booleans,
-    # M1 @ ... @ M_l[:, units], multiplied from the right (a few columns, not a full
-    # product of the masks).
-    footprints = []
-    for l, f in enumerate(arch):
-        reach = masks[l][:, np.arange(f.n_loc) * f.channels]  # (n_in, n_loc): a unit each
-        for m in reversed(masks[:l]):
-            reach = m @ reach  # (n_in of the layer below, n_loc)
-        footprints.append(reach > 0)  # (784, n_loc)
-    sides, square = [], True
-    for fp in footprints:
-        layer_sides = set()
-        for loc in range(fp.shape[1]):
-            img = fp[:, loc].reshape(IMAGE_SHAPE)
-            r, c = np.flatnonzero(img.any(axis=1)), np.flatnonzero(img.any(axis=0))
-            h, w = r[-1] - r[0] + 1, c[-1] - c[0] + 1
-            square &= bool(img.sum() == h * w)  # a full rectangle, no holes
-            layer_sides.add((int(h), int(w)))
-        sides.append(sorted(layer_sides))
-    rows = []
-    print("layer  grid   fan-in  channels  units  mask ones  pixels seen  MACs vs dense")
-    for l, (f, m) in enumerate(zip(arch, masks)):
-        needed, dense = f.flops(batch=1)
-        rows.append({
-            "layer": l, "grid": list(f.grid), "fan_in": f.field_size, "channels": f.channels,
-            "units": f.n_out, "ones": float(m.mean()), "pixels_seen": sides[l],
-            "flops_fraction": needed / dense,
-        })  # fmt: skip
-        side = " or ".join(f"{h}x{w}" for h, w in sides[l])
-        print(
-            f"{l:5d}  {f.grid[0]}x{f.grid[1]}  {f.field_size:6d}  {f.channels:8d}  "
-            f"{f.n_out:5d}  {100 * m.mean():8.1f}%  {side:>11s}  {100 * needed / dense:12.1f}%"
-        )
-    print(f"masks hold only 0 and 1: {binary}; every unit's fan-in is its field size: "
-          f"{fan_in_ok}; each unit sees a full square of pixels: {square}")  # fmt: skip
+def local_forward(layer, fields, x):
+    """relu(x W + b), location by location: each location's units read only their field."""
+    C = fields.channels
+    a = np.empty((len(x), fields.n_out), dtype=layer.W.dtype)
+    for loc, field in enumerate(fields.fields):
+        units = slice(loc * C, (loc + 1) * C)
+        a[:, units] = x[:, field] @ layer.W[field, units]  # (B, f) @ (f, C) -> (B, C)
+    return np.maximum(a + layer.b, 0)
 
-    fig = Figure(figsize=(13, 8.5), layout="constrained")
-    axes = fig.subplots(2, 3, gridspec_kw={"height_ratios": [1, 1.1]})
-    names = ("layer 1: fields", "layer 2: pixels seen", "layer 3: pixels seen")
-    for l, (ax, fp) in enumerate(zip(axes[0], footprints)):
-        ax.imshow(x_image.reshape(IMAGE_SHAPE), cmap="gray_r", vmin=0, vmax=1)
-        n_loc = fp.shape[1]
-        for loc in range(n_loc):
-            img = fp[:, loc].reshape(IMAGE_SHAPE)
-            r, c = np.flatnonzero(img.any(axis=1)), np.flatnonzero(img.any(axis=0))
-            inset = 0.12 * (loc % 4)  # overlapping squares, slightly apart to tell them
-            red = loc == HIGHLIGHT
-            ax.add_patch(Rectangle(
-                (c[0] - 0.5 + inset, r[0] - 0.5 + inset), c[-1] - c[0] + 1 - 2 * inset,
-                r[-1] - r[0] + 1 - 2 * inset, fill=False, lw=2.2 if red else 0.9,
-                ec="red" if red else f"C{loc % 10}",
-            ))  # fmt: skip
-        h, w = sides[l][0]
-        ax.set_title(f"{names[l]}: {n_loc} locations x {h} x {w}", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for l, (ax, f, m) in enumerate(zip(axes[1], arch, masks)):
-        ax.imshow(m, cmap="Greys", aspect="auto", interpolation="nearest")
-        ax.set_title(f"mask of layer {l + 1}: {f.n_in} inputs x {f.n_out} units, "
-                     f"{100 * m.mean():.1f}% ones", fontsize=9)  # fmt: skip
-        ax.set_xlabel(f"unit (location-major: {f.n_loc} blocks of {f.channels})")
-        ax.set_ylabel("input (pixel)" if l == 0 else "input (unit of the layer below)")
-    fig.suptitle(
-        "locally connected layers of footnote 8, no weight sharing (top: what one "
-        f"unit per location sees, in pixels; red: location {HIGHLIGHT})",
-        fontsize=11,
-    )
-    path = out / FIG_FIELDS
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return {
-        "arch": arch, "layers": rows, "masks_binary": bool(binary),
-        "fan_in_equals_field": bool(fan_in_ok), "footprints_square": bool(square),
-        "figure": path,
-    }  # fmt: skip
+
+def local_weight_grad(layer, fields, x, dL_da):
+    """x^T dL/da, location by location; zero outside the fields."""
+    C = fields.channels
+    dL_dW = np.zeros_like(layer.W)
+    for loc, field in enumerate(fields.fields):
+        units = slice(loc * C, (loc + 1) * C)
+        dL_dW[field, units] = x[:, field].T @ dL_da[:, units]  # (f, B) @ (B, C) -> (f, C)
+    return dL_dW
 
 
 # %% [markdown]
-# ## 2. The fast path computes the reference's numbers
-#
-# `Masked.forward` loops over locations: `x[:, field] @ W[field, units]`, (B, f) @ (f, c),
-# which skips every zero of the mask. `Masked.forward_reference` is the plain masked-dense
-# product `x @ W`, (B, n_in) @ (n_in, n_out). Same for the weight gradients
-# (`weight_grad` and `weight_grad_reference`, the latter `(x^T dL_da) * mask`). Below:
-# real images through freshly initialised layers (each layer's input is the normalised
-# output of the one below), a random `dL_da` where units are active, and the largest
-# difference relative to the largest reference value.
-
+# On 200 real images, through freshly initialised layers (each layer's input is the
+# normalised output of the one below), with a `dL/dy` from Eq. 1's loss: our lines
+# against the library's `Masked` layer (`forward`, `local_grads`) and against the
+# masked-dense reference (`forward_reference`: the full product `x @ W`, zeros
+# included). The relative differences are float32 rounding; the time shows what skipping
+# the zeros saves.
 
 # %%
-def timed(f, *args, repeats: int = 3):
-    """``f(*args)`` and its fastest wall time over ``repeats`` calls."""
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = f(*args)
-        best = min(best, time.perf_counter() - t0)
-    return result, best
+SEED = 0
+good, loss = goodness.make_goodness("ssq"), Logistic()
+x_check = data.train.x[:200]
+check_layers = [Masked.from_fields(f, np.random.default_rng([SEED, 1])) for f in arch]
+s_check = goodness.sign(np.arange(200) < 100)  # half positive, half negative
+h = normalize(x_check, "rms")
+print("layer  forward: vs Masked   vs dense ref.   dL/dW: vs Masked   ours s   dense ref. s")
+for l, (layer, f) in enumerate(zip(check_layers, arch)):
+    t0 = time.perf_counter()
+    y = local_forward(layer, f, h)
+    t_ours = time.perf_counter() - t0
+    y_lib, cache = layer.forward(h)  # the library's local path
+    t0 = time.perf_counter()
+    y_ref, _ = layer.forward_reference(h)  # x @ W with the zeros
+    t_ref = time.perf_counter() - t0
+    dL_dy = good.dL_dy(y, loss.dL_dG(good.G(y), s_check, float(f.n_out)) / 100)
+    dW = local_weight_grad(layer, f, h, dL_dy * (y > 0))  # the ReLU's derivative first
+    dW_lib = layer.local_grads(cache, dL_dy)["W"]
+    print(f"{l + 1:5d}  {tutorial.rel_error(y, y_lib):17.1e}  {tutorial.rel_error(y, y_ref):14.1e}"
+          f"  {tutorial.rel_error(dW, dW_lib):17.1e}  {t_ours:7.3f}  {t_ref:12.3f}")  # fmt: skip
+    assert tutorial.rel_error(y, y_ref) < 1e-5 and tutorial.rel_error(dW, dW_lib) < 1e-5
+    assert np.all(dW[layer.mask == 0] == 0)
+    h = normalize(y, "rms")
+
+# %% [markdown]
+# ## 3. Peer normalisation (footnote 9)
+#
+# Without help, some units of a layer can stop firing for good (a ReLU that is off on
+# every input gets no gradient, so it never turns on again) while a few others carry
+# most of the activity. Peer normalisation keeps a running mean of every unit's activity
+# on positive data,
+#
+# $$m_j \leftarrow \rho\, m_j + (1 - \rho)\, \langle y_j \rangle_{\text{batch}}, \qquad
+# \rho = 0.9, \quad m_j = 0.5 \text{ at the start},$$
+#
+# and adds `lambda (m_j - mean_k m_k)` (`lambda = 0.03`) to the derivative of the loss
+# with respect to unit `j`'s *input* `a_j`, on the positive rows (divided by `B` for the
+# batch mean), **after** the ReLU's derivative: the term reaches a unit whether or not
+# its ReLU is on. A unit less active than its peers gets a negative term, so gradient
+# descent raises its input until it fires again; an over-active one is pulled down. The
+# library's `PeerNorm` keeps the means (`update`) and gives the term (`dL_da`); exercise
+# 2 writes them.
+#
+# On the first layer of section 2, for its first batch: how much of `dL/da` is zero
+# because the ReLU is off, and what the peer term changes.
+
+# %%
+layer, f = check_layers[0], arch[0]
+h = normalize(x_check, "rms")
+y = local_forward(layer, f, h)
+dL_dy = good.dL_dy(y, loss.dL_dG(good.G(y), s_check, float(f.n_out)) / 100)
+dL_da = dL_dy * (y > 0)  # the ReLU's derivative: zero where the unit is off
+peer = PeerNorm(f.n_out, strength=0.03)  # running means start at 0.5
+peer.update(y[:100])  # the positive rows' activities
+extra = np.zeros_like(y)
+extra[:100] = peer.dL_da() / 100  # lambda (m_j - mean(m)) / B, on the positive rows
+dL_da_peer = dL_da + extra  # added after the ReLU's derivative
+off = y[:100] == 0
+print(f"positive rows: {100 * off.mean():.0f}% of the (row, unit) entries are off")
+print(f"  without the peer term, non-zero dL/da where off: {np.count_nonzero(dL_da[:100][off])}")
+print(
+    f"  with it:                                         {np.count_nonzero(dL_da_peer[:100][off])}"
+)
+quiet = peer.mean < peer.mean.mean()
+print(f"units below the layer's mean activity: {quiet.sum()}; their peer term is negative "
+      f"(raises their input): {np.all(peer.dL_da()[quiet] < 0)}")  # fmt: skip
+grads = layer.local_grads((h, y), dL_dy, extra)  # the library adds the term the same way
+err = tutorial.rel_error(local_weight_grad(layer, f, h, dL_da_peer), grads["W"])
+print(f"dL/dW with the peer term, ours vs Masked.local_grads: relative error {err:.1e}")
+
+# %% [markdown]
+# ## 4. The whole step in visible code
+#
+# The `local` experiment is tutorial 06's unsupervised FF on these layers, with peer
+# normalisation: real images against hybrids (here with 4 blurs, the experiment's
+# setting), one goodness per layer, and a softmax readout on the normalised activities
+# of all three layers. The parts:
+
+# %%
+hidden = [f.n_out for f in arch]
+layers = [Masked.from_fields(f, np.random.default_rng([SEED, 2])) for f in arch]
+theta = [float(n) for n in hidden]
+peers = [PeerNorm(n, strength=0.03) for n in hidden]
+SCORE = [0, 1, 2]
+readout = SoftmaxReadout(sum(hidden), 10)
+opt = make_optimizer("sgd", 0.006, weight_decay=0.001)  # the experiment's rates
+readout_opt = make_optimizer("sgd", 0.1, weight_decay=0.003)
+N_BLUR = 4  # the local experiment's hybrid masks
 
 
-def fast_path_check(arch, x: np.ndarray) -> list[dict]:
-    rng = np.random.default_rng([SEED, 7])
-    h = normalize(np.array(x, dtype=np.float32), "rms")  # (N_CHECK, 784)
-    rows = []
-    print(f"\nfast path against masked-dense reference, {len(x)} images, float32:")
-    print("layer  forward rel. diff  gradient rel. diff  fast s   reference s")
-    for l, fields in enumerate(arch):
-        layer = Masked.from_fields(fields, rng)
-        (y_fast, _), t_fast = timed(layer.forward, h)  # forward returns (y, cache)
-        (y_ref, _), t_ref = timed(layer.forward_reference, h)
-        dL_da = (rng.standard_normal(y_fast.shape) * (y_fast > 0)).astype(np.float32)
-        g_fast, tg_fast = timed(layer.weight_grad, h, dL_da)
-        g_ref, tg_ref = timed(layer.weight_grad_reference, h, dL_da)
-        row = {
-            "layer": l,
-            "forward_rel_diff": float(np.abs(y_fast - y_ref).max() / np.abs(y_ref).max()),
-            "grad_rel_diff": float(np.abs(g_fast - g_ref).max() / np.abs(g_ref).max()),
-            "grad_outside_mask": float(np.abs(g_fast[layer.mask == 0]).max()),
-            "seconds_fast": t_fast + tg_fast,
-            "seconds_reference": t_ref + tg_ref,
-        }
-        rows.append(row)
-        print(
-            f"{l:5d}  {row['forward_rel_diff']:17.1e}  {row['grad_rel_diff']:18.1e}  "
-            f"{row['seconds_fast']:6.3f}  {row['seconds_reference']:12.3f}"
-        )
-        h = normalize(y_fast, "rms")
-    return rows
+def train_step(x, labels, rng, lr_scale=1.0):
+    """One unsupervised FF step of the local net; returns the readout's loss and each
+    layer's loss per pair of a real image and a hybrid."""
+    B = len(x)
+    partner = (np.arange(B) + rng.integers(1, B, size=B)) % B  # hybrids, as in tutorial 06
+    x_neg = np.where(hybrid_masks(B, rng, n_blur=N_BLUR).reshape(B, -1), x, x[partner])
+    X = normalize(np.concatenate([x, x_neg]), "rms")  # (2B, 784): real rows first
+    s = goodness.sign(np.arange(2 * B) < B)
+    features, layer_losses = [], []
+    for l, (layer, f) in enumerate(zip(layers, arch)):
+        Y = local_forward(layer, f, X)  # forward on the fields
+        G = good.G(Y)  # goodness over the whole layer
+        layer_losses.append(float(loss.L(G, s, theta[l]).sum() / B))
+        dL_dG = loss.dL_dG(G, s, theta[l]) / B
+        dL_da = good.dL_dy(Y, dL_dG) * (Y > 0)  # the ReLU's derivative
+        peers[l].update(Y[:B])  # peer normalisation, on the real rows,
+        dL_da[:B] += peers[l].dL_da() / B  # after the ReLU's derivative
+        grads = {"W": local_weight_grad(layer, f, X, dL_da), "b": dL_da.sum(axis=0)}
+        opt.update(layer.params(), grads, lr_scale, prefix=f"layer{l}.")
+        X = normalize(Y, "rms")
+        if l in SCORE:
+            features.append(X[:B])
+    loss_sm, dL_dV, dL_dc, _ = readout.loss_and_grads(np.concatenate(features, axis=1), labels)
+    readout_opt.update(readout.params(), {"V": dL_dV, "c": dL_dc}, lr_scale, "readout.")
+    return loss_sm, layer_losses
 
 
 # %% [markdown]
-# ## 3. Train the locally connected net
+# ## 5. The same numbers as the library
 #
-# `experiments.get("local")` is the unsupervised experiment of tutorial 06 (real images
-# against hybrids, a softmax on the normalised activities, here of all three layers)
-# with `FFNet(local="paper")`: `Masked` layers built from the fields above. Its options
-# include `--goodness-per layer|location` (one Eq. 1 loss per layer, or one per location
-# over its channels, with the threshold scaled to the location's share of units) and
-# `--peer-strength`. Two runs, the same in everything but the peer strength; the first
-# (0.03, the default) is the one whose fields are drawn.
-
+# `FFNet(layers=[...Masked...], supervised=False, peer_strength=0.03)` runs the same step
+# with the library's local path and `PeerNorm`. Three steps of each from copies of our
+# initial layers and the same seed. The tolerance is tutorial 02's: any weight may
+# differ by `1e-6` times the largest weight (about eight float32 roundings), far below
+# the 1e-2 that three steps move them. Our per-location products are the same float32
+# matrix products the library computes; the last bits differ only because the peer term,
+# kept in float64, is rounded to float32 at a different point (here when it is added,
+# there before). The running means of the peer normalisation are compared too.
 
 # %%
-def train(folder: str, opts, out: Path) -> dict:
-    args = experiments.default_args(
-        EXPERIMENT,
-        **(QUICK if opts.quick else FULL),
-        peer_strength=PEER[folder],
-        goodness_per=opts.goodness_per,
-        seed=SEED,
-        out=str(out / folder),
-        data_dir=opts.data_dir,
-        resume=opts.resume,
-        progress=not opts.no_progress,
-    )
-    print(
-        f"\ntraining {EXPERIMENT}: {args.epochs} epoch(s), {args.train_size} images, goodness "
-        f"per {args.goodness_per}, peer strength {args.peer_strength} -> {args.out}"
-    )
-    metrics = experiments.get(EXPERIMENT).run(args)
-    for r in metrics["history"]:
-        print(f"  epoch {r['epoch']:3d}  validation error {100 * r['val_error_softmax']:5.2f}%")
-    print(f"  test error (softmax on layers {metrics['config']['score_layers']}): "
-          f"{100 * metrics['test_error_softmax']:.2f}%")  # fmt: skip
-    return metrics
-
+net = FFNet(
+    layers=[copy.deepcopy(layer) for layer in layers],
+    supervised=False,
+    score_layers=SCORE,
+    peer_strength=0.03,
+    hybrid_blur=N_BLUR,
+)
+net_opt = make_optimizer("sgd", 0.006, weight_decay=0.001)
+net_readout_opt = make_optimizer("sgd", 0.1, weight_decay=0.003)
+x_train, y_train = data.train.x, data.train.y
+start = [layer.W.copy() for layer in layers]
+rng_ours, rng_lib = np.random.default_rng(SEED), np.random.default_rng(SEED)
+for step in range(3):
+    batch = slice(100 * step, 100 * (step + 1))
+    ours = train_step(x_train[batch], y_train[batch], rng_ours)
+    lib = net.train_step(x_train[batch], y_train[batch], rng_lib, net_opt, net_readout_opt)
+    lib_losses = [lib[f"layer{l}"] for l in range(len(layers))]
+    print(f"step {step + 1}, layer losses: ours    {np.round(ours[1], 1)}, readout {ours[0]:.4f}")
+    print(f"                     library {np.round(lib_losses, 1)}, readout {lib['softmax']:.4f}")
+pairs = [
+    (f"layer {l} {k}", a.params()[k], b.params()[k])
+    for l, (a, b) in enumerate(zip(layers, net.layers))
+    for k in ("W", "b")
+]
+pairs += [
+    (f"layer {l} running means", p.mean, q.mean) for l, (p, q) in enumerate(zip(peers, net.peers))
+]
+pairs += [("readout V", readout.V, net.readout.V), ("readout c", readout.c, net.readout.c)]
+for what, mine, theirs in pairs:
+    diff, tol = np.abs(mine - theirs).max(), 1e-6 * np.abs(theirs).max()
+    assert diff <= tol, f"{what}: ours and the library differ by {diff:.2e} > {tol:.2e}"
+for l, layer in enumerate(layers):
+    moved = np.abs(layer.W - start[l]).max()
+    diff = np.abs(layer.W - net.layers[l].W).max()
+    outside = np.abs(layer.W[layer.mask == 0]).max()
+    print(f"layer {l + 1}: 3 steps moved W by up to {moved:.1e}; ours - library: {diff:.1e}; "
+          f"largest weight outside the fields: {outside}")  # fmt: skip
+print("the same weights, running means and readout after 3 steps, to float32 rounding")
 
 # %% [markdown]
-# ## 4. Peer normalisation: every unit's mean activity
+# ## 6. At full scale: the `local` experiment
 #
-# For each run: the activities `y` (before normalisation) of every layer on validation
-# images, averaged over the images per unit, sorted. A unit whose mean is 0 never fires
-# (dead). The coefficient of variation (std / mean over the units) measures how unequal
-# the units are; peer normalisation should make it smaller.
-
+# The experiment builds `FFNet(local="paper", supervised=False)` (the same `Masked`
+# layers), trains it with this step and adds the data split, the readout's validation
+# error after every epoch, a checkpoint after every epoch (`--resume`), `metrics.json`
+# and the learning curve. Its options (`ff-numpy train local --help`) include
+# `--goodness-per layer|location` (one Eq. 1 loss per layer, as here, or one per
+# location; footnote 8 does not say which, and per layer had the lower validation error
+# over 60 epochs) and `--peer-strength`.
 
 # %%
-def peer_comparison(models: dict, metrics: dict, x: np.ndarray, out: Path, quick: bool) -> dict:
-    report, means = {}, {}
-    print(f"\nmean activity of every unit on {len(x)} validation images:")
-    for folder, model in models.items():
-        means[folder] = model.unit_means(x)
-        report[folder] = {
-            "peer_strength": PEER[folder],
-            "dead_units": [int(np.sum(m == 0)) for m in means[folder]],
-            "cv": [
-                float(m.std() / m.mean()) if m.mean() > 0 else float("inf") for m in means[folder]
-            ],  # fmt: skip
-            "test_error_softmax": metrics[folder]["test_error_softmax"],
-        }
-        r = report[folder]
-        print(
-            f"  peer {r['peer_strength']:4}: dead units per layer {r['dead_units']}, "
-            f"coefficient of variation {[round(c, 2) for c in r['cv']]}, "
-            f"test error {100 * r['test_error_softmax']:.2f}%"
-        )
-    n_layers = len(next(iter(models.values())).hidden)
-    fig = Figure(figsize=(4.2 * n_layers, 3.8), layout="constrained")
-    axes = fig.subplots(1, n_layers)
-    for l, ax in enumerate(axes):
-        for folder in models:
-            m = np.sort(means[folder][l])[::-1]
-            r = report[folder]
-            ax.plot(m, label=f"peer {r['peer_strength']}: {r['dead_units'][l]} dead, "
-                    f"cv {r['cv'][l]:.2f}")  # fmt: skip
-        ax.set_yscale("symlog", linthresh=1e-2)
-        ax.set_xlabel("unit (sorted by mean activity)")
-        ax.set_ylabel("mean activity on validation images")
-        ax.set_title(f"layer {l + 1} ({means[folder][l].size} units)", fontsize=10)
-        ax.legend(fontsize=8)
-    title = "peer normalisation (footnote 9): per-unit mean activity"
-    if quick:
-        title += " (quick run: too short for conclusions)"
-    fig.suptitle(title, fontsize=11)
-    fig.savefig(out / FIG_PEER, dpi=110)
-    return {"runs": report, "means": means, "figure": out / FIG_PEER}
-
+args = experiments.default_args(
+    "local",
+    **RUN,
+    seed=SEED,
+    out=str(OUT),
+    data_dir=options.data_dir,
+    resume=options.resume,
+    progress=not options.no_progress,
+)
+metrics = experiments.get("local").run(args)
+tutorial.print_history(metrics)
+test_error_softmax = metrics["test_error_softmax"]
+print(f"test error, softmax on layers {metrics['config']['score_layers']}: "
+      f"{100 * test_error_softmax:.2f}% (the paper, 60 epochs: 1.16%)")  # fmt: skip
 
 # %% [markdown]
-# ## 5. What layer 1 learned
+# One epoch on 3,000 images is the beginning of a learning curve. The full setting, 60
+# epochs on 50,000 images, reached 1.13% test error (1.18% with a second seed; the
+# paper: 1.16%):
+
+# %%
+tutorial.show_docs_figure(
+    "local_b4_lr006_layer_learning_curve.png",
+    "full run (the local experiment's defaults, 60 epochs), docs/RESULTS.md",
+)
+
+# %% [markdown]
+# ## 7. What peer normalisation does to the units
 #
-# Column `j` of layer 1's `W` (784 x 2048) is unit `j`'s receptive field; it is zero
-# outside the unit's 10 x 10 field (`Masked` keeps it so: a masked weight does not exist,
-# its gradient is zero). Each panel below puts one unit's 100 weights where its field
-# sits on the 28 x 28 image, grey elsewhere. The panels follow the 4 x 4 grid of
-# locations; at each location the `N_SHOWN` units with the highest mean activity.
+# The mean activity of every unit on validation images (`FFNet.unit_means`), sorted: a
+# unit whose mean is 0 never fires (dead), and the coefficient of variation (standard
+# deviation over mean, across the units) measures how unequal the units are.
+
+# %%
+model = load_ffnet(OUT / "model.npz")  # the experiment's trained net
+unit_means = model.unit_means(data.validation.x[:N_ACTIVITY])
+dead = [int(np.sum(m == 0)) for m in unit_means]
+cv = [float(m.std() / m.mean()) for m in unit_means]
+print(f"mean activity on {N_ACTIVITY} validation images: dead units per layer {dead}, "
+      f"coefficient of variation {np.round(cv, 2).tolist()}")  # fmt: skip
+fig = Figure(figsize=(12, 3.4), layout="constrained")
+for l, ax in enumerate(fig.subplots(1, len(unit_means))):
+    ax.plot(np.sort(unit_means[l])[::-1])
+    ax.set_yscale("symlog", linthresh=1e-2)
+    ax.set_title(f"layer {l + 1}: {dead[l]} of {unit_means[l].size} dead, cv {cv[l]:.2f}")
+    ax.set_xlabel("unit (sorted)")
+fig.axes[0].set_ylabel("mean activity")
+fig.suptitle(f"this run ({RUN or 'the defaults'}): every unit's mean activity")
+tutorial.show(fig, OUT / "unit_means.png")
+
+# %% [markdown]
+# A short run cannot show what the running means do over many epochs. A full comparison
+# on a supervised 3 x 1000 net trained for 10 epochs with and without peer normalisation
+# (`python benchmarks/peer_norm.py`): without it, 223 units of layer 1 and 356 of layer
+# 2 (of 1000) never fire and a few units carry most of the activity; with it, no unit
+# dies and every unit's mean is within about 10% of its layer's:
+
+# %%
+tutorial.show_docs_figure(
+    "peer_norm.png",
+    "full runs (supervised 3 x 1000, 10 epochs, peer strength 0 and 0.03), docs/RESULTS.md",
+)
+
+# %% [markdown]
+# ## 8. What layer 1 learnt
+#
+# Column `j` of layer 1's `W` (784 x 2048) is unit `j`'s receptive field, zero outside
+# its 10 x 10 field. Each panel puts one unit's weights where its field sits on the image
+# (grey elsewhere), following the 4 x 4 grid of locations, with the most active unit of
+# each location (from section 7's means).
+
+# %%
+W1, f1 = model.layers[0].W, arch[0]
+print(f"largest |weight| of layer 1 outside the fields after training: "
+      f"{np.abs(W1[model.layers[0].mask == 0]).max()}")  # fmt: skip
+fig = Figure(figsize=(6.4, 6.8), layout="constrained")
+for loc, ax in enumerate(fig.subplots(*f1.grid).ravel()):
+    units = np.arange(loc * f1.channels, (loc + 1) * f1.channels)
+    j = units[np.argmax(unit_means[0][units])]  # the most active unit here
+    canvas = np.full(784, np.nan)
+    canvas[f1.fields[loc]] = W1[f1.fields[loc], j]
+    lim = np.abs(W1[f1.fields[loc], j]).max() or 1.0
+    ax.set_facecolor("0.85")  # outside the field: no weights
+    ax.imshow(canvas.reshape(28, 28), cmap="seismic", vmin=-lim, vmax=lim, interpolation="nearest")
+    ax.set_title(f"unit {j}", fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.suptitle("layer 1: the most active unit per location (red +, blue -)", fontsize=10)
+tutorial.show(fig, OUT / "local_receptive_fields.png")
+
+# %% [markdown]
+# After one short epoch the weights are still close to their random start. After the
+# full 60 epochs (the two most active units per location of a trained net), many of the
+# most active units have negative weights over the middle of their field: they fire
+# when their patch is blank. Weights on pixels that are 0 in every MNIST image (the
+# border) never get a gradient and keep their random start, shrunk only by weight decay:
+
+# %%
+tutorial.show_docs_figure(
+    "local_receptive_fields.png",
+    "full run (60 epochs, goodness per location), docs/RESULTS.md",
+)
+
+# %% [markdown]
+# ## Exercises
+#
+# Each fill-in exercise is a function whose body you write; the cell after it runs its
+# self-check, which says what is wrong until it is right. Worked solutions are in
+# `tutorials/solutions/tutorial_07.py` (`from solutions.tutorial_07 import grid_field`
+# in a notebook opened in `tutorials/`); try first.
+#
+# ### Exercise 1: the field of a location of a higher layer
+#
+# Layer 2's input is layer 1's output, numbered location-major: unit `c` of location
+# `(r, q)` of a grid with `Gw` columns and `C` units per location is input
+# `(r * Gw + q) * C + c`. Write `grid_field(loc, in_grid, in_channels, grid, k)`: the
+# sorted input indices that location `loc` (row-major on its own grid `grid`) sees, which
+# are all the units of the `k x k` square of locations below whose top-left corner has the
+# same grid coordinates as `loc` (neighbouring locations one step apart, as in the paper).
 
 
 # %%
-def plot_local_fields(model: FFNet, arch, means_l0: np.ndarray, path: Path, quick: bool) -> dict:
-    layer, f = model.layers[0], arch[0]
-    W = layer.W  # (784, 2048)
-    outside = float(np.abs(W[layer.mask == 0]).max())
-    gh, gw = f.grid
-    fig = Figure(figsize=(1.6 * gw * N_SHOWN + 0.5, 1.6 * gh + 0.8), layout="constrained")
-    subfigs = fig.subfigures(1, N_SHOWN)
-    for k, sub in enumerate(np.atleast_1d(subfigs)):
-        axes = sub.subplots(gh, gw)
-        for loc, ax in enumerate(axes.ravel()):
-            units = np.arange(loc * f.channels, (loc + 1) * f.channels)
-            j = units[np.argsort(means_l0[units])[::-1][k]]  # k-th most active here
-            canvas = np.full(IMAGE_SHAPE[0] * IMAGE_SHAPE[1], np.nan)
-            canvas[f.fields[loc]] = W[f.fields[loc], j]
-            lim = np.abs(W[f.fields[loc], j]).max() or 1.0
-            ax.set_facecolor("0.85")  # outside the field: no weights
-            ax.imshow(canvas.reshape(IMAGE_SHAPE), cmap="seismic", vmin=-lim, vmax=lim,
-                      interpolation="nearest")  # fmt: skip
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"unit {j}", fontsize=7)
-        sub.suptitle(f"{'most' if k == 0 else f'#{k + 1} most'} active unit per location",
-                     fontsize=9)  # fmt: skip
-    title = "layer-1 receptive fields, placed on the image (red +, blue -)"
-    if quick:
-        title += "; quick run: still near their random start"
-    fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=110)
-    print(f"largest |weight| of layer 1 outside the fields after training: {outside}")
-    return {"weights_outside_fields": outside, "figure": path}
+def grid_field(loc, in_grid, in_channels, grid, k):
+    """Sorted input indices (int array) seen by location loc of a layer on the grid
+    (gh, gw), over a layer below on in_grid (Gh, Gw) with in_channels units per
+    location."""
+    raise NotImplementedError("exercise 1: the indices of a k x k square of locations")
+
+
+tutorial.self_check(tutorial.check_grid_field, grid_field)
+
+# %% [markdown]
+# ### Exercise 2: the peer normalisation term
+#
+# Write `peer_term(mean, y_pos, strength, rho)`: the running means after a batch of
+# positive rows `y_pos` (B, n), `rho * mean + (1 - rho) * (the batch's mean of each
+# unit)`, and the term added to `dL/da` of every positive row, shape (B, n): `strength *
+# (m_j - mean_k m_k) / B` with the *new* means, for every unit, on or off. Return
+# `(new_mean, term)` without changing `mean`.
 
 
 # %%
-def build_parser() -> argparse.ArgumentParser:
-    p = tutorial.parser(
-        __doc__,
-        f"small runs: {QUICK}",
-        DEFAULT_OUT,
-        "folder for the figures and one subfolder per run",
-        several_runs=True,
-    )
-    p.add_argument(
-        "--goodness-per",
-        choices=["layer", "location"],
-        default="layer",
-        help="one goodness per layer or per location, in both runs (default: layer)",
-    )
-    return p
+def peer_term(mean, y_pos, strength, rho):
+    """The running means (n,) after the batch y_pos (B, n), and the term (B, n) added to
+    dL/da of its rows."""
+    raise NotImplementedError("exercise 2: update the means, then the term")
 
 
-def main(argv=None) -> dict:
-    opts = build_parser().parse_args(argv)
-    out = Path(opts.out)
-    data = load_mnist(opts.data_dir, progress=not opts.no_progress)
-    arch = describe_architecture(data.validation.x[0], out)
-    fast = fast_path_check(arch["arch"], data.validation.x[:N_CHECK])
+tutorial.self_check(tutorial.check_peer_term, peer_term)
 
-    metrics = {folder: train(folder, opts, out) for folder in PEER}
-    models = {folder: load_ffnet(out / folder / "model.npz") for folder in PEER}
-    x_act = data.validation.x[: N_ACTIVITY["quick" if opts.quick else "full"]]
-    peer = peer_comparison(models, metrics, x_act, out, opts.quick)
-    main_run = next(iter(PEER))  # peer strength 0.03, the experiment's default
-    fields = plot_local_fields(
-        models[main_run], arch["arch"], peer["means"][main_run][0], out / FIG_RF, opts.quick
-    )
-    print(
-        f"\ntest error, local net with peer normalisation: "
-        f"{100 * metrics[main_run]['test_error_softmax']:.2f}%  "
-        f"(the paper, 60 epochs: {100 * PAPER_TEST_ERROR:.2f}%)"
-    )
-    if opts.quick:
-        print(
-            f"These numbers come from a tiny run ({QUICK['train_size']} images, "
-            f"{QUICK['epochs']} epoch(s)): they show that everything runs, not what local "
-            "fields or\npeer normalisation achieve. Run without --quick for that."
-        )
-    figures = [arch["figure"], fields["figure"], peer["figure"]]
-    print("figures:")
-    for f in figures:
-        print(f"  {f}")
-    return {
-        "layers": arch["layers"],
-        "masks_binary": arch["masks_binary"],
-        "fan_in_equals_field": arch["fan_in_equals_field"],
-        "footprints_square": arch["footprints_square"],
-        "fast_path": fast,
-        "weights_outside_fields": fields["weights_outside_fields"],
-        "test_error_softmax": metrics[main_run]["test_error_softmax"],
-        "peer": peer["runs"],
-        "figures": figures,
-    }
-
-
-# %%
-if __name__ == "__main__":
-    # In a notebook there is no command line: run the quick version.
-    main(["--quick"] if "ipykernel" in sys.modules else None)
+# %% [markdown]
+# ### Question 3: why does the peer term go after the ReLU's derivative?
+#
+# In section 4 the term is added to `dL/da` *after* multiplying by the ReLU's derivative
+# `[a > 0]`. What would change if it were added to `dL/dy` before (so that the ReLU's
+# derivative multiplied it too)? Is the term the gradient of any loss?
+#
+# <details><summary>Worked answer</summary>
+#
+# Multiplied by `[a > 0]`, the term would vanish exactly where it is needed most. A dead
+# unit is off on every row (`a_j <= 0`), so every entry of its `dL/da` column would be
+# zero, its weights would get no gradient, and it would stay dead for ever: the running
+# mean would keep telling us it is too quiet, and nothing would act on it. Added after
+# the ReLU's derivative, the term `lambda (m_j - mean(m)) / B` is negative for a unit
+# quieter than its peers on every positive row, so `dL/dW_ij = sum_n x_ni dL/da_nj` moves
+# its weights along the positive rows' inputs and `dL/db_j` raises its bias, until its
+# input becomes positive on some rows and it fires again.
+#
+# On active units the term is the gradient of a real loss, the penalty
+# `lambda / (2 (1 - rho)) sum_j (m_j - mean(m))^2` of the running means after the batch
+# (`PeerNorm.penalty`; `tests/test_gradients.py` checks it with autograd). Where a unit
+# is off no function of `a` has that gradient, since the unit's activity does not depend
+# on `a` there: the paper "pretends" the derivative exists (footnote 9), which is what
+# revives dead units.
+# </details>
+#
+# ### Question 4: why do the weights outside the fields stay exactly zero?
+#
+# Sections 5 and 8 printed the largest weight outside the fields after training: 0.0,
+# not merely small. Why, for SGD with momentum and weight decay? Would Adam keep them at
+# zero? What kind of optimiser or regulariser would not?
+#
+# <details><summary>Worked answer</summary>
+#
+# Such a weight starts at zero (`Masked` multiplies its initial draw by the mask) and its
+# gradient is zero (`local_weight_grad` never writes outside the fields). SGD's update is
+# `g' = g + lambda W = 0`, `v <- mu v + (1 - delta) g' = 0` (the velocity starts at zero),
+# `W <- W - lr v = 0`: nothing ever moves it. Adam's moment estimates `m` and `s` also
+# start at zero and stay zero, so its step `m_hat / (sqrt(s_hat) + eps)` is `0 / eps = 0`.
+# Any update that is zero when the weight and its gradient are zero keeps the mask for
+# free. One that is not would break it: noise added to every weight (Langevin-style
+# training), or a decoupled update that pulls every weight towards some non-zero value;
+# then the layer would have to re-apply the mask after every step. Storing only the
+# existing weights (`ff_numpy.locally_connected.Local`) avoids the question, and the
+# memory.
+# </details>
