@@ -575,6 +575,119 @@ def check_masked_coefficients(fn) -> str:
     return "every unit scaled alike, lands on the target, equal to fast.one_shot_coefficient"
 
 
+# Tutorial 04 ---------------------------------------------------------------------------
+def check_quantise(fn) -> str:
+    """Self-check of tutorial 04's ``quantise(h, levels)``.
+
+    Against :class:`ff_numpy.blackbox.BlackBox` without permutation or noise, in float64,
+    for 2, 4 and 7 levels, on rows of ReLU activities, one of them all zero (which must
+    stay zero, with no division by zero); the input must be left unchanged.
+    """
+    from ff_numpy.blackbox import BlackBox
+
+    rng = np.random.default_rng(0)
+    h = np.maximum(rng.standard_normal((6, 30)), 0)
+    h[3] = 0.0  # every unit off
+    before = h.copy()
+    for levels in (2, 4, 7):
+        with np.errstate(all="raise"):
+            try:
+                z = np.asarray(fn(h, levels))
+            except FloatingPointError as e:
+                raise AssertionError(
+                    f"quantise divides by zero on an all-zero row ({e}): leave it at zero"
+                ) from None
+        assert np.array_equal(h, before), "quantise changed its input: return a new array"
+        assert z.shape == h.shape, f"shape {z.shape}, expected {h.shape}"
+        assert np.all(z[3] == 0), "an all-zero row must stay all zero"
+        box = BlackBox(h.shape[1], rng, levels=levels, noise=0.0, permute=False)
+        ref = box(h, rng)
+        distinct = max(len(np.unique(row)) for row in z)
+        assert distinct <= levels, f"a row of the output takes {distinct} values, > {levels}"
+        _close(f"quantise(h, {levels}) (vs BlackBox without permutation or noise)", z, ref, 1e-12)
+    return "vs BlackBox for 2, 4 and 7 levels; zero rows stay zero; input unchanged"
+
+
+def check_permutation_backward(fn) -> str:
+    """Self-check of tutorial 04's ``permutation_backward(dL_dz, perm)``: against central
+    differences of ``sum(dL_dz * h[:, perm])`` with respect to ``h``, in float64, for
+    permutations of 5 and 12 units."""
+    for seed, n in enumerate((5, 12)):
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(n)
+        dL_dz = rng.standard_normal((3, n))
+        out = np.asarray(fn(dL_dz.copy(), perm.copy()))
+        assert out.shape == dL_dz.shape, f"shape {out.shape}, expected {dL_dz.shape}"
+        h = rng.standard_normal((3, n))
+        num = numerical_gradient(lambda h_, d=dL_dz, p=perm: float(np.sum(d * h_[:, p])), h)
+        _close(f"dL/dh for a permutation of {n} units (vs central differences)", out, num, 1e-8)
+    return "dL/dh vs central differences, permutations of 5 and 12 units"
+
+
+# Tutorial 05 ---------------------------------------------------------------------------
+def check_softmax_cross_entropy(fn) -> str:
+    """Self-check of tutorial 05's ``softmax_cross_entropy(z, labels) -> (L, dL_dz)``.
+
+    Against :func:`ff_numpy.backprop.softmax_cross_entropy` and central differences of
+    ``L``, in float64, for several batch and class sizes; then at logits of +-1e4, where
+    the loss must stay finite with no overflow.
+    """
+    from ff_numpy.backprop import softmax_cross_entropy
+
+    for seed, (B, C) in enumerate(((1, 10), (5, 10), (7, 4))):
+        rng = np.random.default_rng(seed)
+        z = 3.0 * rng.standard_normal((B, C))
+        labels = rng.integers(0, C, B)
+        L, dL_dz = fn(z.copy(), labels)
+        L_ref, dL_dz_ref = softmax_cross_entropy(z, labels)
+        _close(f"L (B={B}, C={C}; vs ff_numpy.backprop)", float(L), L_ref, 1e-12)
+        _close(f"dL_dz (B={B}, C={C}; vs ff_numpy.backprop)", dL_dz, dL_dz_ref, 1e-10)
+        num = numerical_gradient(lambda z_, t=labels: float(fn(z_, t)[0]), z.copy())
+        _close("dL_dz (vs central differences of L)", dL_dz, num, 1e-7)
+    z = np.array([[1e4, 0.0, -1e4], [-1e4, 1e4, 0.0]])
+    labels = np.array([2, 1])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        try:
+            L, dL_dz = fn(z, labels)
+        except FloatingPointError as e:
+            raise AssertionError(
+                f"softmax_cross_entropy overflows at logits of 1e4 ({e}): subtract each row's "
+                "maximum before exponentiating, or use scipy.special.log_softmax"
+            ) from None
+    L_ref, dL_dz_ref = softmax_cross_entropy(z, labels)
+    _close("L at logits of +-1e4", float(L), L_ref, 1e-12)
+    _close("dL_dz at logits of +-1e4", dL_dz, dL_dz_ref, 1e-12)
+    return "L and dL_dz vs ff_numpy.backprop and central differences; no overflow"
+
+
+def check_layer_backward(fn) -> str:
+    """Self-check of tutorial 05's ``layer_backward(h, W, b, dL_dy) -> (dL_dh, dL_dW,
+    dL_db)`` for ``y = relu(h W + b)``: all three against central differences of
+    ``sum(dL_dy * y)``, in float64, for several batch and layer sizes (CS231n's gradient
+    check)."""
+    for seed, (B, n_in, n_out) in enumerate(((1, 4, 3), (4, 6, 5), (9, 7, 8))):
+        rng = np.random.default_rng(seed)
+        h = rng.standard_normal((B, n_in))  # continuous: no pre-activation is exactly 0
+        W = rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)
+        b = 0.3 * rng.standard_normal(n_out)
+        dL_dy = rng.standard_normal((B, n_out))
+        out = fn(h.copy(), W.copy(), b.copy(), dL_dy.copy())
+        assert len(out) == 3, "return three arrays: dL_dh, dL_dW, dL_db"
+        dL_dh, dL_dW, dL_db = (np.asarray(a) for a in out)
+
+        def f(h_, W_, b_, d=dL_dy):
+            return float(np.sum(d * np.maximum(h_ @ W_ + b_, 0)))
+
+        checks = (
+            ("dL_dh", dL_dh, numerical_gradient(lambda v, W=W, b=b: f(v, W, b), h.copy())),
+            ("dL_dW", dL_dW, numerical_gradient(lambda v, h=h, b=b: f(h, v, b), W.copy())),
+            ("dL_db", dL_db, numerical_gradient(lambda v, h=h, W=W: f(h, W, v), b.copy())),
+        )
+        for what, ours, num in checks:
+            _close(f"{what} (B={B}, {n_in} -> {n_out}; vs central differences)", ours, num, 1e-6)
+    return "dL_dh, dL_dW and dL_db vs central differences, three layer sizes"
+
+
 # Tutorial 06 ---------------------------------------------------------------------------
 def check_blur_mask(fn) -> str:
     """Self-check of tutorial 06's ``blur_mask(bits, n_blur)``.
@@ -757,5 +870,13 @@ EXERCISES = {
     "03_learning_fast": {
         "one_shot_step": check_one_shot_step,
         "masked_coefficients": check_masked_coefficients,
+    },
+    "04_black_box": {
+        "quantise": check_quantise,
+        "permutation_backward": check_permutation_backward,
+    },
+    "05_ff_vs_backprop": {
+        "softmax_cross_entropy": check_softmax_cross_entropy,
+        "layer_backward": check_layer_backward,
     },
 }

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import runpy
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +165,16 @@ def assert_quick_run(run: tuple, stem: str, figures: list[str]) -> None:
     assert seconds < QUICK_BUDGET + SLACK, (
         f"{stem} --quick took {seconds:.1f} s, budget {QUICK_BUDGET:.0f} s (+{SLACK:.0f} s slack)"
     )
+
+
+def run_tutorial(stem: str, *argv: str) -> tuple[dict, float]:
+    """Run ``python tutorials/<stem>.py *argv`` in this process (``runpy`` with that
+    command line): the namespace the script left, and its wall seconds."""
+    path = TUTORIALS / f"{stem}.py"
+    saved, sys.argv = sys.argv, [str(path), *argv]
+    try:
+        t0 = time.perf_counter()
+        namespace = runpy.run_path(str(path), run_name="__main__")
+        return namespace, time.perf_counter() - t0
+    finally:
+        sys.argv = saved

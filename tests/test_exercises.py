@@ -202,6 +202,47 @@ def _masked(use_mask: bool, bias: bool):
     return masked_coefficients
 
 
+def _quantise(spacing: int, guard: bool = True, rounding=np.round):
+    def quantise(h, levels):
+        top = h.max(axis=1, keepdims=True)
+        step = (np.where(top > 0, top, 1.0) if guard else top) / (levels - spacing)
+        return rounding(h / step) * step
+
+    return quantise
+
+
+def _permutation_backward(kind: str):
+    def permutation_backward(dL_dz, perm):
+        return dL_dz[:, perm] if kind == "gather" else dL_dz.copy()
+
+    return permutation_backward
+
+
+def _xent(stable: bool = True, mean: bool = True):
+    def softmax_cross_entropy(z, labels):
+        e = np.exp(z - z.max(axis=1, keepdims=True) if stable else z)
+        q = e / e.sum(axis=1, keepdims=True)
+        rows = np.arange(len(z))
+        d = q.copy()
+        d[rows, labels] -= 1
+        B = len(z) if mean else 1
+        return -float(np.sum(np.log(q[rows, labels]))) / B, d / B
+
+    return softmax_cross_entropy
+
+
+def _layer_backward(where: str):
+    def layer_backward(h, W, b, dL_dy):
+        mask = (h @ W + b) > 0
+        dL_da = dL_dy if where == "none" else dL_dy * mask
+        dL_dh = dL_da @ W.T
+        if where == "input":  # the mask of the layer below, not this one's
+            dL_da, dL_dh = dL_dy, (dL_dy @ W.T) * (h > 0)
+        return dL_dh, h.T @ dL_da, dL_da.sum(axis=0)
+
+    return layer_backward
+
+
 def _blur(mode: str, columns: bool = True, at_least: bool = False):
     def blur_mask(bits, n_blur):
         from scipy.ndimage import convolve1d
@@ -276,6 +317,15 @@ MISTAKES = [
     ("one_shot_step", "S*/S_L without the square root", _one_shot(bias=True, root=False)),
     ("masked_coefficients", "the dense coefficient", _masked(use_mask=False, bias=True)),
     ("masked_coefficients", "no bias input", _masked(use_mask=True, bias=False)),
+    ("quantise", "levels + 1 values", _quantise(spacing=0)),
+    ("quantise", "floor instead of round", _quantise(spacing=1, rounding=np.floor)),
+    ("quantise", "divides zero rows by zero", _quantise(spacing=1, guard=False)),
+    ("permutation_backward", "the inverse permutation", _permutation_backward("gather")),
+    ("permutation_backward", "straight-through: identity", _permutation_backward("identity")),
+    ("softmax_cross_entropy", "exp of the raw logits overflows", _xent(stable=False)),
+    ("softmax_cross_entropy", "a sum, not a mean over the batch", _xent(mean=False)),
+    ("layer_backward", "no ReLU mask", _layer_backward("none")),
+    ("layer_backward", "the mask of the layer below", _layer_backward("input")),
     ("blur_mask", "zeros beyond the border", _blur("constant")),
     ("blur_mask", "blurs along the rows only", _blur("reflect", columns=False)),
     ("blur_mask", "thresholds with >= 0.5", _blur("reflect", at_least=True)),

@@ -30,6 +30,8 @@ CONVERTED = {
     "01_goodness_and_one_layer",
     "02_supervised_mnist",
     "03_learning_fast",
+    "04_black_box",
+    "05_ff_vs_backprop",
     "06_unsupervised_hybrid_negatives",
     "07_local_receptive_fields",
 }
