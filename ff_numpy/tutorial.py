@@ -848,6 +848,98 @@ def check_peer_term(fn) -> str:
     return "running means and the term vs PeerNorm, a dead unit pulled up, mean unchanged"
 
 
+# Tutorial 09 ---------------------------------------------------------------------------
+def check_alternating_iteration(fn) -> str:
+    """Self-check of tutorial 09's ``alternating_iteration(ys, X, lab, p, d)``.
+
+    On float64 nets of 2, 3 and 4 hidden layers (small random biases), every label: from
+    the bottom-up iteration 0, eight calls must give every layer the goodness that
+    :meth:`ff_numpy.recurrent.RecurrentFFNet.goodness_trace` (``per_layer=True``) reports
+    for the alternating schedule at every iteration; ``ys`` must be left unchanged.
+    """
+    from ff_numpy.recurrent import RecurrentFFNet
+
+    for hidden in ([4, 3], [5, 4, 3], [4, 4, 4, 4]):
+        rng = np.random.default_rng([9, len(hidden)])
+        net = RecurrentFFNet(7, hidden, 3, rng, schedule="alternating", dtype=np.float64)
+        for up in net.up:
+            up.b[...] = 0.3 * rng.standard_normal(up.b.shape)
+        x = rng.random((4, 7))
+        G_ref = net.goodness_trace(x, per_layer=True)  # (N, labels, iterations, layers)
+        p = {}
+        for l in range(len(hidden)):
+            p[f"up{l}.W"], p[f"up{l}.b"] = net.up[l].W, net.up[l].b
+            p[f"down{l}.W"] = net.down[l].W
+        X = normalize(x, "rms")
+        for k in range(3):
+            lab = normalize(np.eye(3)[np.full(4, k)], "rms")
+            ys = []
+            for l in range(len(hidden)):  # iteration 0: bottom-up, no label
+                below = X if l == 0 else normalize(ys[-1], "rms")
+                ys.append(np.maximum(below @ p[f"up{l}.W"] + p[f"up{l}.b"], 0))
+            for t in range(1, 9):
+                before = [y.copy() for y in ys]
+                new = fn(ys, X, lab, {key: v.copy() for key, v in p.items()}, net.damping)
+                assert all(np.array_equal(a, b) for a, b in zip(ys, before)), (
+                    "alternating_iteration changed the states it was given: return new arrays"
+                )
+                assert len(new) == len(hidden), f"{len(new)} states for {len(hidden)} layers"
+                for l, y in enumerate(new):
+                    G = np.sum(np.asarray(y, dtype=np.float64) ** 2, axis=1)
+                    ref = G_ref[:, k, t - 1, l]
+                    err = rel_error(G, ref)
+                    assert err < 1e-10, (
+                        f"{len(hidden)} hidden layers, label {k}, iteration {t}: the goodness "
+                        f"of hidden layer {l + 1} (Fig. 3 numbering) is {G[:3]}, expected "
+                        f"{ref[:3]}.\n  Update the even layers (0-based l = 1, 3, ...) from "
+                        "the current states first, then the odd ones (l = 0, 2, ...) from the "
+                        "new states, each y <- d y + (1 - d) relu(a)"
+                    )
+                ys = [np.asarray(y) for y in new]
+    return "every layer's goodness at 8 iterations vs RecurrentFFNet, 2 to 4 layers, all labels"
+
+
+def check_predict_by_goodness(fn) -> str:
+    """Self-check of tutorial 09's ``predict_by_goodness(G, window, objective)``.
+
+    On random goodness traces: the labels equal the best of the window's mean for several
+    windows and both objectives, and their errors equal those of
+    :func:`ff_numpy.experiments.recurrent.iteration_report` for every window it measures;
+    ``G`` is left unchanged.
+    """
+    from ff_numpy.experiments.recurrent import iteration_report
+
+    rng = np.random.default_rng(0)
+    G = rng.random((300, 10, 8))
+    y = rng.integers(0, 10, 300)
+    before = G.copy()
+    for objective in ("min", "max"):
+        pick = np.argmin if objective == "min" else np.argmax
+        report = iteration_report(G, y, objective)["error_by_window"]
+        for key, lib_error in report.items():
+            lo, hi = (int(i) for i in key.split("-"))
+            with np.errstate(all="raise"):
+                try:
+                    labels = np.asarray(fn(G, (lo, hi), objective))
+                except FloatingPointError as e:
+                    raise AssertionError(
+                        f"window {key}: {e} (an empty window?). Iterations lo..hi are counted "
+                        "from 1 and both included: G[:, :, lo - 1 : hi]"
+                    ) from None
+            assert np.array_equal(G, before), "predict_by_goodness changed G"
+            assert labels.shape == y.shape, f"shape {labels.shape}, expected {y.shape}"
+            expected = pick(G[:, :, lo - 1 : hi].mean(axis=2), axis=1)
+            wrong = int(np.sum(labels != expected))
+            assert wrong == 0, (
+                f"objective {objective!r}, window {key}: {wrong} of {len(y)} labels differ from "
+                f"the {'lowest' if objective == 'min' else 'highest'} mean goodness over "
+                f"iterations {lo} to {hi} (counted from 1, both included)"
+            )
+            _close(f"error of window {key} vs iteration_report", np.mean(labels != y),
+                   lib_error, 1e-12)  # fmt: skip
+    return "every window of iteration_report, both objectives, G unchanged"
+
+
 # Each tutorial's exercises: the function the student fills in, by name, and its check.
 EXERCISES = {
     "01_goodness_and_one_layer": {
@@ -866,6 +958,10 @@ EXERCISES = {
     "07_local_receptive_fields": {
         "grid_field": check_grid_field,
         "peer_term": check_peer_term,
+    },
+    "09_recurrent_top_down": {
+        "alternating_iteration": check_alternating_iteration,
+        "predict_by_goodness": check_predict_by_goodness,
     },
     "03_learning_fast": {
         "one_shot_step": check_one_shot_step,

@@ -300,6 +300,36 @@ def _peer(old_means: bool = False, relu: bool = False, per_batch: bool = True):
     return peer_term
 
 
+def _alternating(order: str = "even first", damped: bool = True):
+    def alternating_iteration(ys, X, lab, p, d):
+        from ff_numpy.norm import normalize
+
+        L = len(ys)
+        even, odd = [l for l in range(L) if l % 2 == 1], [l for l in range(L) if l % 2 == 0]
+        phases = {"even first": (even, odd), "odd first": (odd, even)}.get(order)
+        phases = phases or (list(range(L)),)  # "synchronous": one phase
+        new = list(ys)
+        for phase in phases:
+            H = [normalize(y, "rms") for y in new]
+            for l in phase:
+                h_below = X if l == 0 else H[l - 1]
+                h_above = lab if l == L - 1 else H[l + 1]
+                a = h_below @ p[f"up{l}.W"] + h_above @ p[f"down{l}.W"] + p[f"up{l}.b"]
+                new[l] = d * new[l] + (1 - d) * np.maximum(a, 0) if damped else np.maximum(a, 0)
+        return new
+
+    return alternating_iteration
+
+
+def _predict(always_max: bool = False, zero_based: bool = False):
+    def predict_by_goodness(G, window, objective):
+        lo, hi = window
+        mean = G[:, :, lo:hi].mean(axis=2) if zero_based else G[:, :, lo - 1 : hi].mean(axis=2)
+        return np.argmax(mean, axis=1) if always_max or objective == "max" else mean.argmin(1)
+
+    return predict_by_goodness
+
+
 MISTAKES = [
     ("eq1_loss", "log(1 + exp(-z)) overflows", _eq1_naive),
     ("eq1_loss", "derivative of the wrong sign", _eq1_sign),
@@ -339,6 +369,11 @@ MISTAKES = [
     ("peer_term", "the means before the batch", _peer(old_means=True)),
     ("peer_term", "times the ReLU's derivative", _peer(relu=True)),
     ("peer_term", "not divided by B", _peer(per_batch=False)),
+    ("alternating_iteration", "synchronous", _alternating("synchronous")),
+    ("alternating_iteration", "odd layers first", _alternating("odd first")),
+    ("alternating_iteration", "no damping", _alternating(damped=False)),
+    ("predict_by_goodness", "highest goodness under min", _predict(always_max=True)),
+    ("predict_by_goodness", "iterations counted from 0", _predict(zero_based=True)),
 ]
 CHECKS = {
     name: check for exercises in tutorial.EXERCISES.values() for name, check in exercises.items()
