@@ -188,6 +188,9 @@ SCORE = [1, 2, 3]  # the layers the readout reads: the last three
 readout = SoftmaxReadout(sum(hidden[l] for l in SCORE), 10)
 opt = make_optimizer("sgd", 0.003, weight_decay=0.001)
 readout_opt = make_optimizer("sgd", 0.1, weight_decay=0.003)
+for l, layer in enumerate(layers):
+    print(f"layer {l}: W {layer.W.shape}, theta {theta[l]:g}")
+print(f"readout: V {readout.V.shape}, on the normalised activities of layers {SCORE}")
 
 # %% [markdown]
 # One training step. The negative rows are hybrids of the batch; positive and negative

@@ -23,7 +23,7 @@
 # **Time** (2 cores): the notebook runs the quick setting, about 25 s (the paper's
 # layers, fixed by the architecture, trained for 1 epoch on 3,000 images). As a script,
 # `python tutorials/07_local_receptive_fields.py` runs the full setting, the experiment's
-# defaults (60 epochs on 50,000 images, about an hour; `--resume` continues an
+# defaults (60 epochs on 50,000 images, 40 minutes to an hour; `--resume` continues an
 # interrupted run), and `--quick` the quick one.
 #
 # **Exercises** at the end: the field of a location of a higher layer, the peer
@@ -205,7 +205,8 @@ def local_weight_grad(layer, fields, x, dL_da):
 SEED = 0
 good, loss = goodness.make_goodness("ssq"), Logistic()
 x_check = data.train.x[:200]
-check_layers = [Masked.from_fields(f, np.random.default_rng([SEED, 1])) for f in arch]
+init = np.random.default_rng([SEED, 1])
+check_layers = [Masked.from_fields(f, init) for f in arch]  # W ~ N(0, 1/fan-in) in the fields
 s_check = goodness.sign(np.arange(200) < 100)  # half positive, half negative
 h = normalize(x_check, "rms")
 print("layer  forward: vs Masked   vs dense ref.   dL/dW: vs Masked   ours s   dense ref. s")
@@ -282,7 +283,8 @@ print(f"dL/dW with the peer term, ours vs Masked.local_grads: relative error {er
 
 # %%
 hidden = [f.n_out for f in arch]
-layers = [Masked.from_fields(f, np.random.default_rng([SEED, 2])) for f in arch]
+init = np.random.default_rng([SEED, 2])
+layers = [Masked.from_fields(f, init) for f in arch]
 theta = [float(n) for n in hidden]
 peers = [PeerNorm(n, strength=0.03) for n in hidden]
 SCORE = [0, 1, 2]
@@ -290,8 +292,17 @@ readout = SoftmaxReadout(sum(hidden), 10)
 opt = make_optimizer("sgd", 0.006, weight_decay=0.001)  # the experiment's rates
 readout_opt = make_optimizer("sgd", 0.1, weight_decay=0.003)
 N_BLUR = 4  # the local experiment's hybrid masks
+for l, layer in enumerate(layers):
+    print(f"layer {l + 1}: W {layer.W.shape} ({100 * layer.mask.mean():.1f}% of it exists), "
+          f"theta {theta[l]:g}, running means start at {peers[l].mean[0]}")  # fmt: skip
+
+# %% [markdown]
+# One training step: tutorial 06's, with three changes. The layers compute on their
+# fields (`local_forward`, `local_weight_grad`), the peer term is added to `dL/da` of the
+# real rows after the ReLU's derivative, and the readout reads all three layers.
 
 
+# %%
 def train_step(x, labels, rng, lr_scale=1.0):
     """One unsupervised FF step of the local net; returns the readout's loss and each
     layer's loss per pair of a real image and a hybrid."""
