@@ -688,6 +688,69 @@ def check_layer_backward(fn) -> str:
     return "dL_dh, dL_dW and dL_db vs central differences, three layer sizes"
 
 
+# Tutorial 08 ---------------------------------------------------------------------------
+def check_shift_then_label(fn) -> str:
+    """Self-check of tutorial 08's ``shift_then_label(x, labels, dr, dc)``.
+
+    Against the library's shifts (:func:`ff_numpy.negatives.all_shifts`, those of
+    :func:`~ff_numpy.negatives.jitter`) followed by :class:`~ff_numpy.negatives.LabelCode`,
+    exactly, for every shift with ``|dr|, |dc| <= 3`` (some push ink across the border);
+    the images' old label pixels are not zero, and the input must be left unchanged.
+    """
+    from ff_numpy.negatives import all_shifts
+
+    rng = np.random.default_rng(0)
+    shifts = [(r, c) for r in range(-3, 4) for c in range(-3, 4)]
+    B = len(shifts)
+    x = (rng.random((B, 784)) * (rng.random((B, 784)) < 0.5)).astype(np.float32)
+    x[:, :28] = rng.random((B, 28))  # ink on the top row, the label's and the next ones
+    labels = rng.integers(0, 10, B)
+    dr, dc = np.array([s[0] for s in shifts]), np.array([s[1] for s in shifts])
+    before = x.copy()
+    out = np.asarray(fn(x, labels.copy(), dr.copy(), dc.copy()))
+    assert np.array_equal(x, before), "shift_then_label changed its input x: write into a copy"
+    assert out.shape == x.shape, f"shape {out.shape}, expected {x.shape}"
+    moved = {(r, c): xs for r, c, xs in all_shifts(x, 3)}
+    shifted = np.stack([moved[s][n] for n, s in enumerate(shifts)])
+    ref = LabelCode.first_pixels(10).embed(shifted, labels)
+    label_ok = np.array_equal(out[:, :10], ref[:, :10])
+    assert label_ok, (
+        "the first 10 pixels must hold the one-hot label and nothing else, whatever the shift "
+        "brought there: write the label after the shift"
+    )
+    for n, (r, c) in enumerate(shifts):
+        if not np.array_equal(out[n, 10:], ref[n, 10:]):
+            rolled = np.roll(x[n].reshape(28, 28), (r, c), axis=(0, 1)).ravel()
+            hint = (
+                " (np.roll wraps round: what leaves one side must not come back on the other)"
+                if np.array_equal(out[n, 10:], rolled[10:])
+                else ""
+            )
+            raise AssertionError(
+                f"image {n}, shift (dr, dc) = ({r:+d}, {c:+d}): the pixels after the label are "
+                f"not the image moved {r:+d} rows down and {c:+d} columns right with zeros "
+                f"shifted in{hint}"
+            )
+    return "every shift with |dr|, |dc| <= 3 vs the library's, the label written after it"
+
+
+def check_scores_over_shifts(fn) -> str:
+    """Self-check of tutorial 08's ``scores_over_shifts(net, x, max_shift)``: against
+    :meth:`ff_numpy.model.FFNet.goodness_per_label` with ``shifts``, on a small random
+    float64 net, for shifts of up to 1 and 2 pixels."""
+    from ff_numpy.model import FFNet
+
+    rng = np.random.default_rng(0)
+    net = FFNet(784, [30, 20], rng, dtype=np.float64)
+    x = rng.random((6, 784)) * (rng.random((6, 784)) < 0.3)
+    for s in (1, 2):
+        out = np.asarray(fn(net, x.copy(), s))
+        ref = net.goodness_per_label(x, shifts=s)
+        assert out.shape == ref.shape, f"shape {out.shape}, expected {ref.shape}"
+        _close(f"scores summed over the {(2 * s + 1) ** 2} shifts of up to {s}", out, ref, 1e-10)
+    return "vs FFNet.goodness_per_label(x, shifts=s) for s = 1 and 2"
+
+
 # Tutorial 06 ---------------------------------------------------------------------------
 def check_blur_mask(fn) -> str:
     """Self-check of tutorial 06's ``blur_mask(bits, n_blur)``.
@@ -974,5 +1037,9 @@ EXERCISES = {
     "05_ff_vs_backprop": {
         "softmax_cross_entropy": check_softmax_cross_entropy,
         "layer_backward": check_layer_backward,
+    },
+    "08_jittered_mnist": {
+        "shift_then_label": check_shift_then_label,
+        "scores_over_shifts": check_scores_over_shifts,
     },
 }

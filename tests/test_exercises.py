@@ -243,6 +243,38 @@ def _layer_backward(where: str):
     return layer_backward
 
 
+def _shift_label(order: str):
+    def shift_then_label(x, labels, dr, dc):
+        from ff_numpy.negatives import all_shifts
+
+        out = x.copy()
+        if order == "label first":
+            out[:, :10] = 0
+            out[np.arange(len(x)), labels] = 1
+            moved = {(r, c): xs for r, c, xs in all_shifts(out, 3)}  # zeros shifted in
+            return np.stack([moved[(r, c)][n] for n, (r, c) in enumerate(zip(dr, dc))])
+        out = np.stack([np.roll(r.reshape(28, 28), (a, b), axis=(0, 1)).ravel()
+                        for r, a, b in zip(out, dr, dc)])  # fmt: skip
+        out[:, :10] = 0
+        out[np.arange(len(x)), labels] = 1
+        return out
+
+    return shift_then_label
+
+
+def _over_shifts(which: str):
+    def scores_over_shifts(net, x, max_shift):
+        from ff_numpy.negatives import all_shifts
+
+        copies = list(all_shifts(x, max_shift))
+        if which == "axes only":
+            copies = [c for c in copies if c[0] == 0 or c[1] == 0]
+        total = sum(net.goodness_per_label(xs) for _, _, xs in copies)
+        return total / len(copies) if which == "mean" else total
+
+    return scores_over_shifts
+
+
 def _blur(mode: str, columns: bool = True, at_least: bool = False):
     def blur_mask(bits, n_blur):
         from scipy.ndimage import convolve1d
@@ -356,6 +388,10 @@ MISTAKES = [
     ("softmax_cross_entropy", "a sum, not a mean over the batch", _xent(mean=False)),
     ("layer_backward", "no ReLU mask", _layer_backward("none")),
     ("layer_backward", "the mask of the layer below", _layer_backward("input")),
+    ("shift_then_label", "np.roll wraps round", _shift_label("roll")),
+    ("shift_then_label", "label written before the shift", _shift_label("label first")),
+    ("scores_over_shifts", "the shifts along the axes only", _over_shifts("axes only")),
+    ("scores_over_shifts", "the mean, not the sum", _over_shifts("mean")),
     ("blur_mask", "zeros beyond the border", _blur("constant")),
     ("blur_mask", "blurs along the rows only", _blur("reflect", columns=False)),
     ("blur_mask", "thresholds with >= 0.5", _blur("reflect", at_least=True)),

@@ -34,6 +34,7 @@ CONVERTED = {
     "05_ff_vs_backprop",
     "06_unsupervised_hybrid_negatives",
     "07_local_receptive_fields",
+    "08_jittered_mnist",
     "09_recurrent_top_down",
 }
 NOT_CONVERTED = "not yet converted to unfolding notebook form"

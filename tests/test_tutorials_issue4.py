@@ -1,19 +1,20 @@
 """Tutorials 06 (unsupervised FF, hybrid negatives), 07 (local receptive fields, peer
 normalisation) and 08 (jittered MNIST, Fig. 2).
 
-Tutorials 06 and 07 are notebooks that unfold (``tests/test_notebooks.py`` runs them in a
-Jupyter kernel); here each runs once as the script a student starts, ``python
+Tutorials 06, 07 and 08 are notebooks that unfold (``tests/test_notebooks.py`` runs them
+in a Jupyter kernel); here each runs once as the script a student starts, ``python
 tutorials/NN_x.py --quick --out DIR --no-progress``, in this process (``runpy`` with that
-command line), and the tests read the numbers the script left in its namespace. Tutorial
-08 still has a ``main()``, called once by the ``quick_run`` fixture of ``conftest.py``. The
+command line), and the tests read the numbers the script left in its namespace. The
 tests check the figures, the time budget and numbers that would be wrong if the tutorial
 or the library were. They need the four MNIST files in ``$FF_NUMPY_DATA`` (CI sets it) or
-in the download cache; they are skipped otherwise. The part of tutorial 08 that needs no
-data (the jitter gallery) is also tested without MNIST.
+in the download cache; they are skipped otherwise. What of tutorial 08 needs no data (its
+shifts written out, its settings and their command-line checks) is also tested without
+MNIST, by running those parts of the file alone.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import runpy
@@ -29,14 +30,14 @@ from helpers import (
     SLACK,
     TUTORIALS,
     assert_png,
-    assert_quick_run,
     load_tutorial,
     needs_mnist,
     options_that_differ,
+    run_tutorial,
 )
 
-from ff_numpy import cli
-from ff_numpy.negatives import N_BLUR
+from ff_numpy import cli, experiments
+from ff_numpy.negatives import N_BLUR, all_shifts, jitter
 
 QUICK_OPTIONS = ["--no-progress"]  # extra options of every quick run (conftest.quick_run)
 T06, T07, T08 = "06_unsupervised_hybrid_negatives", "07_local_receptive_fields", "08_jittered_mnist"
@@ -69,17 +70,6 @@ def assert_script_in_time(seconds: float, stem: str) -> None:
     assert seconds < QUICK_BUDGET + SLACK, (
         f"{stem} --quick took {seconds:.1f} s, budget {QUICK_BUDGET:.0f} s (+{SLACK:.0f} s slack)"
     )
-
-
-@needs_mnist
-@pytest.mark.parametrize(
-    "stem, figures",
-    [
-        (T08, ["jitter_gallery.png", "learning_curve.png", "receptive_fields.png"]),
-    ],
-)
-def test_quick_run_writes_figures_in_time(quick_run, stem, figures):
-    assert_quick_run(quick_run(stem), stem, figures)
 
 
 # ----------------------------------------------------------------------------- 06
@@ -159,20 +149,49 @@ def test_tutorial_07_script_fields_peer_term_mechanism_and_run(script_run):
 
 
 # ----------------------------------------------------------------------------- 08
+def _tutorial_08_settings(*argv: str) -> dict:
+    """Tutorial 08's first code cell (its imports) and its script-only settings cell, run
+    on their own with the command line ``argv`` (no data is read, nothing is trained):
+    the namespace, with the ``RUN`` options and the constants."""
+    path = TUTORIALS / f"{T08}.py"
+    cells = [c.split("\n", 1) for c in ("\n" + path.read_text()).split("\n# %%")[1:]]
+    code = [(header, body) for header, body in cells if "[markdown]" not in header]
+    chosen = [code[0][1]] + [body for header, body in code if "script-only" in header]
+    assert len(chosen) == 2, "tutorial 08 has no script-only settings cell"
+    namespace = {"__file__": str(path), "__name__": "tutorial_08_settings"}
+    saved, sys.argv = sys.argv, [str(path), *argv]
+    try:
+        for body in chosen:
+            exec(compile(body, str(path), "exec"), namespace)
+    finally:
+        sys.argv = saved
+    return namespace
+
+
+def test_tutorial_08_shifts_by_hand_equal_jitter_without_mnist():
+    """The tutorial's shift and batch jitter, compiled on their own (no data): equal to
+    the library's shifts and to ``negatives.jitter`` from the same generator."""
+    path = TUTORIALS / f"{T08}.py"
+    tree = ast.parse(path.read_text())
+    nodes = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+    nodes = [n for n in nodes if n.name in ("shift", "jitter_by_hand")]
+    ns = {"np": np, "MAX_SHIFT": 2}
+    exec(compile(ast.Module(body=nodes, type_ignores=[]), str(path), "exec"), ns)
+    rng = np.random.default_rng(0)
+    x = (rng.random((300, 784)) * (rng.random((300, 784)) < 0.3)).astype(np.float32)
+    ours = ns["jitter_by_hand"](x, np.random.default_rng(1))
+    assert np.array_equal(ours, jitter(x, np.random.default_rng(1), 2))
+    for dr, dc, moved in all_shifts(x[:5], 2):
+        by_hand = np.stack([ns["shift"](img.reshape(28, 28), dr, dc).ravel() for img in x[:5]])
+        assert np.array_equal(by_hand, moved), (dr, dc)
+
+
 def check_jitter(report: dict) -> None:
     assert report["unmatched_copies"] == 0  # every copy is exactly one of the 25 shifts
     assert report["shifts_seen"] == 25
     assert report["min_count"] > 0
     assert report["label_read_right_after"] == 25  # label written after the shift
     assert report["label_read_right_before"] == 1  # before: only the zero shift reads right
-
-
-def test_tutorial_08_jitter_gallery_without_mnist(tmp_path):
-    x = np.zeros((28, 28), dtype=np.float32)
-    x[6:22, 9:12] = 1.0  # a bar, clear of the label row and of the borders
-    x[6:9, 9:20] = 0.5
-    check_jitter(load_tutorial(T08).jitter_demo(x.reshape(-1), 3, tmp_path))
-    assert_png(tmp_path / "jitter_gallery.png")
 
 
 def _recorded_command(heading: str) -> list[str]:
@@ -188,8 +207,10 @@ def _recorded_command(heading: str) -> list[str]:
 
 
 def _tutorial_08_args(*argv: str) -> dict:
-    t08 = load_tutorial(T08)
-    return vars(t08.experiment_args(t08.build_parser().parse_args([*argv, "--out", "x"])))
+    """The options of tutorial 08's training run for its command line ``argv``, as
+    ``ff-numpy train supervised`` would parse them (``--out x``)."""
+    run = _tutorial_08_settings(*argv, "--out", "x")["RUN"]
+    return vars(experiments.default_args("supervised", **run, out="x"))
 
 
 def test_tutorial_08_setting_result_is_the_run_that_met_the_target():
@@ -207,7 +228,7 @@ def test_tutorial_08_setting_result_is_the_run_that_met_the_target():
     assert result["train_size"] == 60_000 and result["track_test"]
     paper = _tutorial_08_args()
     assert paper == _tutorial_08_args("--setting", "paper")
-    assert paper["hidden"] == [2000] * 4 and paper["epochs"] == 500
+    assert paper["hidden"] == [2000] * 4 and paper["epochs"] == 500 and paper["jitter"] == 2
     assert _tutorial_08_args("--setting", "result", "--epochs", "7")["epochs"] == 7
 
 
@@ -219,38 +240,40 @@ def test_tutorial_08_setting_result_is_what_reproduce_py_runs(tmp_path):
     result = _tutorial_08_args("--setting", "result")
     differ = options_that_differ(result, recipe)
     assert differ.keys() == {"out"}, differ
-    assert entry.paper == load_tutorial(T08).PAPER_TEST_ERROR
+    assert entry.paper == _tutorial_08_settings("--out", "x")["PAPER_TEST_ERROR"]
 
 
 def test_tutorial_08_quick_refuses_a_setting_before_any_work(tmp_path, capsys):
-    t08 = load_tutorial(T08)
-    opts = t08.build_parser().parse_args(["--quick", "--setting", "result"])
-    with pytest.raises(ValueError, match="--quick runs its own small setting"):
-        t08.run_options(opts)
     out = tmp_path / "t08"
     with pytest.raises(SystemExit) as exc:  # from the command line: a usage error
-        t08.main(["--quick", "--setting", "result", "--out", str(out)])
+        run_tutorial(T08, "--quick", "--setting", "result", "--out", str(out))
     assert exc.value.code == 2 and "drop --setting result" in capsys.readouterr().err
     assert not out.exists()  # failed before loading data or drawing anything
 
 
 @needs_mnist
-def test_tutorial_08_jittered_run(quick_run):
-    result, _, out = quick_run(T08)
-    check_jitter(result["jitter"])
+def test_tutorial_08_script_jitter_mechanism_and_run(script_run):
+    ns, seconds, out = script_run(T08, *QUICK_OPTIONS)
+    assert_script_in_time(seconds, T08)
+    for name in ("jitter_gallery.png", "learning_curve.png", "receptive_fields.png"):
+        assert_png(out / name)
+    # the cells asserting our jitter = negatives.jitter and our shift-then-step = the
+    # experiment's task step ran (an AssertionError would have stopped the script)
+    assert np.array_equal(ns["ours"], ns["lib"]) and ns["same"]
+    check_jitter(ns["jitter_report"])
     config = json.loads((out / "metrics.json").read_text())["config"]
     assert config["experiment"] == "supervised" and config["jitter"] == 2
-    assert result["test_error_softmax"] < 0.5
-    assert result["test_error_goodness"] < 0.9  # below chance
-    assert 0 < result["roughness"] < 1.5
-    assert result["label_weight_growth"] > 0
+    assert ns["test_error_softmax"] < 0.5
+    assert ns["test_error_goodness"] < 0.9  # below chance
+    assert 0 < ns["field_roughness"] < 1.5
+    assert ns["label_weight_growth"] > 0
 
 
 @needs_mnist
-def test_tutorial_08_resume_of_a_finished_run_trains_nothing(quick_run):
-    result, _, out = quick_run(T08)
+def test_tutorial_08_resume_of_a_finished_run_trains_nothing(script_run):
+    ns, _, out = script_run(T08, *QUICK_OPTIONS)
     before = json.loads((out / "metrics.json").read_text())["history"]
-    again = load_tutorial(T08).main(["--quick", "--out", str(out), "--no-progress", "--resume"])
+    again, _ = run_tutorial(T08, "--quick", "--out", str(out), "--no-progress", "--resume")
     assert json.loads((out / "metrics.json").read_text())["history"] == before
     for key in ("test_error_goodness", "test_error_softmax"):
-        assert again[key] == result[key]
+        assert again[key] == ns[key]
