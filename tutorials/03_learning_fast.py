@@ -26,8 +26,9 @@
 # **Time** (2 cores): sections 1-4 take a few seconds (random layers and one MNIST
 # image). The notebook runs the quick setting of section 5, about 15 s (2,000 examples
 # of the stream for each method). As a script, `python tutorials/03_learning_fast.py`
-# streams all 50,000 training images once per method (about 3-4 minutes); `--quick`
-# runs the small one.
+# streams all 50,000 training images once per method (a few minutes: about 90 s of
+# one-shot jumps and 10 s of mini-batches, plus an evaluation after each of the 10
+# chunks); `--quick` runs the small one.
 #
 # **Exercises** at the end: the Eq. 4 step of one layer, its per-unit form that restores
 # the invariance for local receptive fields, and two questions (the unsquared goodness;

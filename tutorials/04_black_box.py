@@ -25,7 +25,7 @@
 # **Time** (2 cores): the notebook runs the quick setting, about 30 s (five runs of
 # 3 x 200 units for 3 epochs on 10,000 images). As a script,
 # `python tutorials/04_black_box.py` runs the full setting, the five runs of the
-# results page (3 x 500 units, 10 epochs on 50,000 images, about 4 minutes); `--quick`
+# results page (3 x 500 units, 10 epochs on 50,000 images, about 5 minutes); `--quick`
 # runs the small one, `--epochs N` changes the epochs of every run, `--resume`
 # continues interrupted runs.
 #

@@ -20,11 +20,11 @@
 #   (`track_test`), and reading the comparison per epoch and per second of training;
 # * the full run's comparison, and how to draw the figure from two runs made elsewhere.
 #
-# **Time** (2 cores): the notebook runs the quick setting, about 25 s (3 x 200 units for
+# **Time** (2 cores): the notebook runs the quick setting, about 20 s (3 x 200 units for
 # 3 epochs on 10,000 images, each method). As a script,
 # `python tutorials/05_ff_vs_backprop.py` runs the full setting, the paper's comparison:
 # 4 x 2000 units, FF for 60 epochs and backprop for 20, on 50,000 images (about 1.5
-# hours of FF and 15 minutes of backprop on one core each, more with the per-epoch test
+# hours of FF and 20 minutes of backprop on one core each, more with the per-epoch test
 # evaluations); `--quick` runs the small one, `--resume` continues interrupted runs, and
 # `--from-runs FF_DIR BP_DIR` trains nothing and draws the comparison of two runs made
 # elsewhere.
@@ -208,7 +208,7 @@ print(f"values backprop keeps per image for its backward pass: {stored}; FF: non
 # measured after every epoch, for the curves only (the test set chooses nothing here).
 # Each epoch's `train_seconds` counts the training batches only, so evaluating more
 # often does not make a method look slower; `train_cpu_seconds` is the process's CPU
-# time over the same batches, fair even when something else shares the machine. FF's
+# time over the same batches, fair even when other work runs at the same time. FF's
 # goodness error (ten passes per image) is measured every 5 epochs and after the last.
 
 # %%

@@ -21,7 +21,7 @@
 #   what the full runs reached;
 # * the paper's Fig. 2 from the trained first layer, measured (label weights, roughness).
 #
-# **Time** (2 cores): the notebook runs the quick setting, about 25 s (2 x 500 units for
+# **Time** (2 cores): the notebook runs the quick setting, about 20 s (2 x 500 units for
 # 3 epochs on 10,000 images). As a script, `python tutorials/08_jittered_mnist.py` runs
 # the paper's setting, 4 x 2000 units for 500 epochs on 50,000 images (6-10 hours);
 # `--setting result` runs the net that met the paper's 0.64% here, 3 x 1000 units for
