@@ -155,18 +155,6 @@ def assert_png(path: Path) -> None:
     assert len(data) > 1000, f"{path} is only {len(data)} bytes"
 
 
-def assert_quick_run(run: tuple, stem: str, figures: list[str]) -> None:
-    """A tutorial's quick run (from the ``quick_run`` fixture) wrote exactly ``figures``
-    and finished within the time budget."""
-    result, seconds, out = run
-    for name in figures:
-        assert_png(out / name)
-    assert sorted(Path(f).name for f in result["figures"]) == sorted(figures)
-    assert seconds < QUICK_BUDGET + SLACK, (
-        f"{stem} --quick took {seconds:.1f} s, budget {QUICK_BUDGET:.0f} s (+{SLACK:.0f} s slack)"
-    )
-
-
 def run_tutorial(stem: str, *argv: str) -> tuple[dict, float]:
     """Run ``python tutorials/<stem>.py *argv`` in this process (``runpy`` with that
     command line): the namespace the script left, and its wall seconds."""

@@ -39,7 +39,7 @@ from helpers import (
 from ff_numpy import cli, experiments
 from ff_numpy.negatives import N_BLUR, all_shifts, jitter
 
-QUICK_OPTIONS = ["--no-progress"]  # extra options of every quick run (conftest.quick_run)
+QUICK_OPTIONS = ["--no-progress"]  # extra options of every quick run of a script
 T06, T07, T08 = "06_unsupervised_hybrid_negatives", "07_local_receptive_fields", "08_jittered_mnist"
 
 
