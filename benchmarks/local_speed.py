@@ -1,30 +1,36 @@
 """Speed of the locally connected layer on the paper's CIFAR-10 shapes (Sec. 4).
 
 One connection between two 32 x 32 x 3 maps with 11 x 11 fields truncated at the edge
-(933,156 existing weights of 9,437,184 dense ones), a batch of 100 rows, float32, with
-the BLAS threads fixed. Times the forward pass (``forward``) and the weight gradient
-(``weight_grad``) of
+(933,156 existing weights of 9,437,184 dense ones), float32, one BLAS thread
+(``threadpoolctl``), at the batch sizes the recurrent net of Table 1 uses: 100 (the image
+term, the first layer's weight gradient), 200 (positive and negative rows of a batch of
+100, every damped iteration), 1000 (evaluation: 100 images times 10 labels) and 2000 (the
+weight gradient of a connection, its 10 loss iterations stacked). Four parts:
 
-* ``Local``: :class:`ff_numpy.locally_connected.Local`, storing only the existing
-  weights, computed by blocks of grid locations (first, the block shapes it can use);
-* ``Masked, dense``: the masked-dense reference, ``relu(x @ W + b)`` and
-  ``(x^T dL_da) * mask`` (:class:`ff_numpy.layers.Masked` with ``fast=False``);
-* ``Masked, per location``: ``Masked``'s own local path (gather each location's field,
-  one product per location, gradient scattered into the dense matrix);
-* ``bare GEMM``: ``(B, 3072) @ (3072, 3072)`` and ``(3072, B) @ (B, 3072)`` alone
-  (:mod:`ff_numpy.blas`, the BLAS every version here uses), the rate BLAS reaches on the
-  dense shape.
+1. ``Local`` as it is (:class:`ff_numpy.locally_connected.Local`) against a bare GEMM on
+   the dense shape, ``(B, 3072) @ (3072, 3072)`` and ``(3072, B) @ (B, 3072)``
+   (:mod:`ff_numpy.blas`, the BLAS ``Local`` uses): milliseconds, the *useful* rate
+   (``2 * 933,156 * B`` FLOPs per pass, the products over existing weights) and its
+   share of the bare GEMM's rate.
+2. Each speed trick of ``Local`` turned off alone (``Local.set_block``'s options and
+   ``Local.keep_padded``), and all of them off (the plain way: one gather per block, the
+   whole batch in one product per block, ``dL_da`` copied block by block, the padded
+   weights rebuilt for every product): the time with the trick off over the time with
+   all on.
+3. Block shapes: the forward product and the weight gradient with every block shape of
+   ``--blocks``.
+4. The memory ``Local`` keeps besides ``W`` and ``b``.
 
-Prints milliseconds, the *useful* rate (``2 * 933,156 * B`` FLOPs per pass, the products
-over existing weights, for every row) and the *computed* rate (the FLOPs each version
-actually multiplies: the dense shape for the dense rows, the padded blocks for
-``Local``). Times are the minimum over ``--repeats`` calls (the median is printed too);
-the load average is printed before and after, since other work on the machine slows
-every row. Run with nothing else on the machine, e.g.::
+Timing: in every round each variant runs ``max(1, 1000 // B)`` calls back to back and the
+variants alternate (starting with a different one each round), so a change in load hits
+them alike. Printed are the medians over ``--rounds`` rounds of the wall time per call and
+of the thread's CPU time per call (less disturbed by other running processes), and the
+medians of the ratios. The load average is printed before and after; run with nothing
+else running if you can::
 
-    python benchmarks/local_speed.py --threads 1
+    python benchmarks/local_speed.py
 
-Takes about 15 seconds.
+Takes about 80 seconds (``--quick``: about 15 seconds).
 """
 
 from __future__ import annotations
@@ -32,117 +38,173 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from functools import partial
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ff_numpy import blas, masks
-from ff_numpy.layers import Masked
 from ff_numpy.locally_connected import Local
 
-BLOCKS = [(1, 1), (1, 2), (1, 3), (1, 4), (1, 8), (2, 2), (2, 3), (3, 2), (2, 4), (3, 3), (4, 4)]
+BLOCKS = [(1, 1), (1, 2), (2, 1), (1, 3), (1, 4), (2, 2), (2, 3), (3, 2), (2, 4)]
+TRICKS = {  # name: (set_block options, cache)
+    "bands": ({"bands": False}, True),
+    "small products": ({"max_mnk": None}, True),
+    "strided dL_da copies": ({"strided": False}, True),
+    "cached padded weights": ({}, False),
+    "all tricks (plain way)": ({"bands": False, "max_mnk": None, "strided": False}, False),
+}
 
 
-def timings(fn, repeats: int) -> tuple[float, float]:
-    """(minimum, median) seconds of ``repeats`` calls of ``fn()`` after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def measure(variants: dict, rounds: int, repeats: int) -> dict:
+    """``{name: (wall, cpu)}``: the medians over ``rounds`` of the seconds per call of
+    each ``variants[name]()``, the variants alternating within every round (in an order
+    that rotates from round to round); also the per-round times under ``"_rounds"``."""
+    for fn in variants.values():  # warm-up
         fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.min(times)), float(np.median(times))
+    times = {name: ([], []) for name in variants}
+    names = list(variants)
+    for r in range(rounds):  # each round starts with the next variant: none always first
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn = variants[name]
+            t0, c0 = time.perf_counter(), time.thread_time()
+            for _ in range(repeats):
+                fn()
+            times[name][0].append((time.perf_counter() - t0) / repeats)
+            times[name][1].append((time.thread_time() - c0) / repeats)
+    out = {name: (float(np.median(w)), float(np.median(c))) for name, (w, c) in times.items()}
+    out["_rounds"] = times
+    return out
 
 
-def row(name: str, t: tuple[float, float], useful: float, computed: float) -> str:
-    best, median = t
-    return (
-        f"{name:<44}{1e3 * best:8.2f}{1e3 * median:8.2f}"
-        f"{useful / best / 1e9:9.1f}{computed / best / 1e9:10.1f}"
-    )
+def ratio(times: dict, name: str, base: str) -> tuple[float, float]:
+    """Medians over rounds of ``time(name) / time(base)`` (wall, CPU)."""
+    (w, c), (w0, c0) = times["_rounds"][name], times["_rounds"][base]
+    return float(np.median(np.divide(w, w0))), float(np.median(np.divide(c, c0)))
+
+
+def make_layer(fields, block=Local.BLOCK, cache=True, **opts):
+    layer = Local(fields, np.random.default_rng(0))
+    layer.set_block(block, **opts)
+    layer.keep_padded = cache
+    return layer
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--batches", type=int, nargs="+", default=[100, 200, 1000, 2000])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--blocks", type=str, nargs="*", default=None, help="e.g. 2x2 2x3")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads")
+    parser.add_argument("--quick", action="store_true", help="batches 100 200, 3 rounds")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.batches, args.rounds = [100, 200], 3
+    blocks = BLOCKS if args.blocks is None else [tuple(map(int, b.split("x"))) for b in args.blocks]
     threadpool_limits(args.threads)  # after the imports: every BLAS is loaded
     rng = np.random.default_rng(0)
-    B = args.batch
     fields = masks.paper_cifar_fields()
     n_in, n_out, n_w = fields.n_in, fields.n_out, fields.n_weights
-    useful = 2.0 * n_w * B  # FLOPs of one pass over the existing weights
-    dense = 2.0 * n_in * n_out * B
-    x = rng.standard_normal((B, n_in)).astype(np.float32)
-    dL_da = rng.standard_normal((B, n_out)).astype(np.float32)
+    layer = make_layer(fields)
     print(
-        f"32x32x3 -> 32x32x3, k = 11: {n_w:,} weights of {n_in * n_out:,}; batch {B}, "
-        f"float32, {args.threads} BLAS thread(s), min / median of {args.repeats}"
+        f"32x32x3 -> 32x32x3, k = 11: {n_w:,} weights of {n_in * n_out:,}; float32, "
+        f"{args.threads} BLAS thread(s); blocks {layer.block}; medians of {args.rounds} rounds"
     )
     print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
-    header = f"{'':<44}{'min ms':>8}{'med ms':>8}{'useful':>9}{'computed':>10}  GFLOP/s"
 
-    # ---- Local's block shape
-    layer = Local(fields, rng)
-    print(f"\nLocal, block shapes (padded FLOPs / existing; forward + weight_grad)\n{header}")
-    tried = []
-    for block in BLOCKS:
-        layer.set_block(block)
-        padded = 2.0 * layer.padded_size() * B
-        tf = timings(lambda: layer.forward(x), args.repeats)
-        tg = timings(lambda: layer.weight_grad(x, dL_da), args.repeats)
-        tried.append((tf[0] + tg[0], block))
-        ratio = layer.padded_size() / n_w
-        print(row(f"{block} x{ratio:.2f}  forward", tf, useful, padded))
-        print(row(f"{block} x{ratio:.2f}  weight_grad", tg, useful, padded))
-    best = min(tried)[1]
-    print(f"fastest block: {best} (default Local.BLOCK = {Local.BLOCK})")
+    def reps(B):
+        return max(1, 1000 // B)
 
-    # ---- Local vs the references
-    layer.set_block(best)
-    padded = 2.0 * layer.padded_size() * B
-    ref = Masked(n_in, n_out, fields.mask(np.float32), rng, fast=False)
-    ref.W[...] = layer.to_dense()
-    per_loc = Masked(n_in, n_out, ref.mask, rng, fast=True)
-    per_loc.W[...] = ref.W
-    W_dense = np.ascontiguousarray(ref.W)
+    data = {}
+    for B in args.batches:
+        x = rng.standard_normal((B, n_in)).astype(np.float32)
+        dL_da = rng.standard_normal((B, n_out)).astype(np.float32)
+        data[B] = (x, dL_da)
+
+    # ---- 1. Local against a bare GEMM
+    print("\n1. Local against a bare GEMM on the dense shape (useful GFLOP/s: 2 * 933,156 * B)")
+    print(
+        f"{'B':>6} {'pass':<12}{'Local ms':>10}{'GEMM ms':>10}{'Local':>8}{'GEMM':>8}"
+        f"{'share':>7}   (wall; CPU time in brackets)"
+    )
+    W_dense = np.asarray(layer.to_dense())
     G = np.empty_like(W_dense)
-    out = np.empty((B, n_out), np.float32)
-    rows = [
-        ("forward", f"Local {best}", lambda: layer.forward(x), padded),
-        ("forward", "Masked, dense", lambda: ref.forward(x), dense),
-        ("forward", "Masked, per location", lambda: per_loc.forward(x), useful),
-        (
-            "forward",
-            "bare GEMM (B, 3072) @ (3072, 3072)",
-            lambda: blas.matmul(x, W_dense, out=out),
-            dense,
-        ),
-        ("weight_grad", f"Local {best}", lambda: layer.weight_grad(x, dL_da), padded),
-        ("weight_grad", "Masked, dense", lambda: ref.weight_grad(x, dL_da), dense),
-        ("weight_grad", "Masked, per location", lambda: per_loc.weight_grad(x, dL_da), useful),
-        (
-            "weight_grad",
-            "bare GEMM (3072, B) @ (B, 3072)",
-            lambda: blas.matmul_tn(x, dL_da, G),
-            dense,
-        ),
-    ]
-    print(f"\nLocal against the references\n{header}")
-    results = {}
-    for what, name, fn, computed in rows:
-        t = timings(fn, args.repeats)
-        results[(what, name)] = t[0]
-        print(row(f"{what:<12}{name}", t, useful, computed))
-    for what in ("forward", "weight_grad"):
-        local = results[(what, f"Local {best}")]
-        print(
-            f"{what}: Local is {results[(what, 'Masked, dense')] / local:.1f}x faster than "
-            f"Masked, dense, {results[(what, 'Masked, per location')] / local:.1f}x faster "
-            f"than Masked, per location"
+    out = None
+    for B in args.batches:
+        x, dL_da = data[B]
+        out = np.empty((B, n_out), np.float32)
+        t = measure(
+            {
+                "forward": partial(layer.linear, x, out=out),
+                "forward GEMM": partial(blas.matmul, x, W_dense, out=out),
+                "weight_grad": partial(layer.weight_grad, x, dL_da),
+                "weight_grad GEMM": partial(blas.matmul_tn, x, dL_da, G),
+            },
+            args.rounds,
+            reps(B),
         )
+        useful, dense = 2e-9 * n_w * B, 2e-9 * n_in * n_out * B
+        for what in ("forward", "weight_grad"):
+            (lw, lc), (gw, gc) = t[what], t[what + " GEMM"]
+            print(
+                f"{B:>6} {what:<12}{1e3 * lw:10.2f}{1e3 * gw:10.2f}{useful / lw:8.1f}"
+                f"{dense / gw:8.1f}{useful / lw / (dense / gw):7.0%}   "
+                f"({1e3 * lc:.2f} / {1e3 * gc:.2f} ms, {useful / lc:.1f} / {dense / gc:.1f} "
+                f"GFLOP/s, {useful / lc / (dense / gc):.0%})"
+            )
+
+    # ---- 2. each trick off
+    print("\n2. Each trick off alone: time with it off / time with all on (wall, CPU)")
+    variants = {"all on": make_layer(fields)}
+    for name, (opts, cache) in TRICKS.items():
+        variants[name] = make_layer(fields, cache=cache, **opts)
+    for B in args.batches:
+        x, dL_da = data[B]
+        tf = measure({k: partial(v.linear, x) for k, v in variants.items()}, args.rounds, reps(B))
+        tg = measure(
+            {k: partial(v.weight_grad, x, dL_da) for k, v in variants.items()}, args.rounds, reps(B)
+        )
+        print(
+            f"B = {B}: all on: forward {1e3 * tf['all on'][0]:.2f} ms "
+            f"({1e3 * tf['all on'][1]:.2f} CPU), weight_grad {1e3 * tg['all on'][0]:.2f} ms "
+            f"({1e3 * tg['all on'][1]:.2f} CPU)"
+        )
+        for name in variants:
+            if name == "all on":
+                continue
+            rf, rg = ratio(tf, name, "all on"), ratio(tg, name, "all on")
+            print(
+                f"  {name:<28} forward x{rf[0]:.2f} (x{rf[1]:.2f})   "
+                f"weight_grad x{rg[0]:.2f} (x{rg[1]:.2f})"
+            )
+
+    # ---- 3. block shapes
+    print("\n3. Block shapes (padded FLOPs / existing): ms per call, wall (CPU)")
+    shaped = {b: make_layer(fields, b) for b in blocks}
+    for B in args.batches:
+        x, dL_da = data[B]
+        tf = measure({b: partial(v.linear, x) for b, v in shaped.items()}, args.rounds, 1)
+        tg = measure(
+            {b: partial(v.weight_grad, x, dL_da) for b, v in shaped.items()}, args.rounds, 1
+        )
+        for b, v in shaped.items():
+            print(
+                f"  B = {B:<5} {str(b):<7} x{v.padded_size() / n_w:.2f} rows {v._plan.rows:>4}:"
+                f" forward {1e3 * tf[b][0]:7.2f} ({1e3 * tf[b][1]:6.2f})   weight_grad "
+                f"{1e3 * tg[b][0]:7.2f} ({1e3 * tg[b][1]:6.2f})"
+            )
+        best_f = min(shaped, key=lambda b: tf[b][1])
+        best_g = min(shaped, key=lambda b: tg[b][1])
+        print(f"  B = {B}: fastest (CPU) forward {best_f}, weight_grad {best_g}")
+
+    # ---- 4. memory
+    mb = 1e-6
+    pad = layer.padded_size()
+    print(
+        f"\n4. Memory besides W ({4 * n_w * mb:.1f} MB) and b: padded weights "
+        f"{4 * pad * mb:.1f} MB (x{pad / n_w:.2f}), their snapshot {4 * n_w * mb:.1f} MB, "
+        f"padded gradient {4 * pad * mb:.1f} MB, positions {layer._plan.pos.nbytes * mb:.1f} MB"
+    )
     print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 

@@ -20,21 +20,40 @@ with them:
 
 The layer is :math:`y = \operatorname{relu}(x W + b)` with :math:`W` the masked matrix
 (:meth:`Local.to_dense`). It is computed *by blocks of locations*: a block is a small
-tile of the grid (``block = (2, 3)``: 2 rows by 3 columns of locations). Neighbouring
-locations see nearly the same inputs, so a block gathers the union of its fields once,
-a patch of the input that stays in cache, and does one matrix product with its weights
-zero-padded to that union (padding for compute, never stored):
+tile of the grid (``block = (1, 2)``: 1 row by 2 columns of locations). Neighbouring
+locations see nearly the same inputs, so a block takes the union of its fields and does
+one matrix product with its weights zero-padded to that union:
 
 .. code-block:: text
 
-    P   = x^T[union]           # (K, B): the block's K inputs, gathered
+    P   = x^T[union]           # (K, B): the block's K inputs
     W_b = pad(W, block)        # (K, N): N = (locations in the block) * C_out
     a_b = W_b^T P              # (N, K) @ (K, B) -> (N, B)
     dW_b = P dL_da_b^T         # (K, B) @ (B, N) -> (K, N), its existing entries kept
 
-On the paper's shapes a 2 x 3 block has a union of 12 x 13 x 3 = 468 inputs, and the
-padded products cost about 1.26 times the existing weights' FLOPs instead of 10 times
-(``benchmarks/local_speed.py`` measures the block sizes).
+On the paper's shapes a 1 x 2 block has a union of 11 x 12 x 3 = 396 inputs, and the
+padded products cost 1.08 times the existing weights' FLOPs instead of 10 times.
+
+Four speed tricks lay the products out; each can be turned off (:meth:`Local.set_block`,
+:attr:`Local.keep_padded`), gives the same numbers as the masked-dense reference either way
+(float64, ``tests/test_locally_connected.py``) and is measured in
+``benchmarks/local_speed.py``:
+
+* *Bands.* The blocks of one row of blocks form a band. The band's inputs are gathered
+  once, in an order where every block's union is a run, so a block's ``P`` is a slice of
+  the band: on the CIFAR-10 shapes 30,912 rows of ``x^T`` gathered per pass instead of
+  168,084 (:func:`_band_order`).
+* *Small products.* The batch is cut into chunks of at most ``rows`` rows (:class:`_Plan`)
+  so that every block's product has ``m n k <= SMALL_MNK``: OpenBLAS multiplies such
+  matrices without packing them first (its "small matrix" kernels); on these narrow
+  shapes (``N = 6``) a pass over 1,000-2,000 rows ran 2-3 times as fast as with the
+  whole batch in one product. Every product reads and writes contiguous arrays, so
+  SciPy's wrappers copy nothing.
+* *Strided copies.* The weight gradient's ``dL_da`` is put into per-block arrays by a
+  few strided copies (:meth:`_Plan.block_rows`), not by one copy per block.
+* *Cached padded weights.* The padded ``W_b`` of every block are built once and kept
+  until ``W`` changes (:meth:`Local._padded_weights`; the rule is in the class
+  docstring).
 
 As every layer of the library, :class:`Local` returns no gradient with respect to its
 input: a Forward-Forward layer learns from its own objective only. The module-level
@@ -47,11 +66,17 @@ one BLAS thread pool.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 from scipy.linalg import blas as _blas
 
 from ff_numpy import masks
 
 _CHUNK = 1 << 15  # values per chunk of a transposing copy (128 KiB of float32)
+
+#: Largest ``m * n * k`` of one block product. OpenBLAS (0.3.17 and later, x86-64 with
+#: AVX-512) multiplies matrices up to this size with its "small matrix" kernels, which
+#: skip the packing of the operands; larger products are cut into chunks of rows.
+SMALL_MNK = 100**3
 
 
 def _transpose(a: np.ndarray, out: np.ndarray, add: bool = False) -> np.ndarray:
@@ -77,6 +102,225 @@ def _transpose(a: np.ndarray, out: np.ndarray, add: bool = False) -> np.ndarray:
         else:
             out[:, i : i + step] = a[i : i + step].T
     return out
+
+
+def _band_order(
+    unions: list[np.ndarray], n_in: int, shared: bool = True
+) -> list[tuple[np.ndarray, list[tuple[int, int]]]]:
+    """Order the inputs of a row of blocks so that every block's union is a run.
+
+    Inputs are sorted by the first and the last block that sees them (then by index):
+    where the blocks' unions slide along the row, as with same-size fields, each union is
+    then a run. A block whose union is not a run gets a band of its own.
+
+    Parameters
+    ----------
+    unions : list of ndarray
+        The sorted union of each block's fields, blocks in order.
+    n_in : int
+    shared : bool
+        False gives every block a band of its own (the plain gather, one per block).
+
+    Returns
+    -------
+    bands : list of (idx, starts)
+        ``idx`` the band's distinct inputs in order; ``starts``: ``(j, k0)`` for each
+        block ``j`` of the band, whose union is ``idx[k0 : k0 + len(unions[j])]``. Every
+        block is in exactly one band.
+    """
+    if not shared:
+        return [(union, [(j, 0)]) for j, union in enumerate(unions)]
+    nb = len(unions)
+    first, last = np.full(n_in, nb), np.full(n_in, -1)
+    for j, union in enumerate(unions):
+        first[union] = np.minimum(first[union], j)
+        last[union] = np.maximum(last[union], j)
+    seen = np.flatnonzero(last >= 0)
+    order = seen[np.lexsort((seen, last[seen], first[seen]))]
+    where = np.empty(n_in, dtype=np.int64)
+    where[order] = np.arange(order.size)
+    runs, alone = [], []
+    for j, union in enumerate(unions):
+        p = where[union]  # distinct positions: a run iff max - min + 1 == size
+        if p.max() - p.min() + 1 == union.size:
+            runs.append((j, int(p.min())))
+        else:
+            alone.append(j)
+    bands = [(order, runs)] if runs else []
+    return bands + [(unions[j], [(j, 0)]) for j in alone]
+
+
+class _Plan:
+    """How one kind of product walks the grid: blocks, bands, padded layout, chunks.
+
+    Blocks are tiles of the grid, taken row of blocks by row of blocks, left to right;
+    the *computed order* of the units is tile by tile, row-major inside a tile.
+
+    Parameters
+    ----------
+    fields : ff_numpy.masks.RaggedFields
+    block : (int, int)
+        Rows and columns of grid locations per block.
+    bands : bool
+        Gather the inputs once per row of blocks (:func:`_band_order`); False gathers
+        every block's union on its own.
+    strided : bool
+        Put ``dL_da`` into per-block arrays with a few strided copies
+        (:meth:`block_rows`); False copies block by block.
+    max_mnk : int or None
+        Largest ``m n k`` of a block product (:data:`SMALL_MNK`); None puts the whole
+        batch in one product per block.
+
+    Attributes
+    ----------
+    bands : list of (idx, blocks)
+        ``idx`` the band's inputs, in order; ``blocks``: ``(k0, k1, u0, u1, offset, K,
+        N)`` per block: its inputs ``idx[k0:k1]``, its rows ``u0:u1`` in computed order,
+        its (K, N) padded matrix at ``padded[offset : offset + K N]``.
+    size : int
+        Entries of the padded matrices (``sum K N``).
+    pos : ndarray of int64, shape (n_pairs * C_out,)
+        ``W.flat[i]`` sits at ``padded[pos[i]]``.
+    units : ndarray of int64, shape (n_out,), or None
+        The unit of each computed row (None when that is the unit order).
+    rows_of_unit : ndarray of int64, shape (n_out,), or None
+        The computed row of each unit.
+    rows : int
+        Most batch rows per product.
+    """
+
+    def __init__(
+        self,
+        fields: masks.RaggedFields,
+        block: tuple[int, int],
+        bands: bool = True,
+        strided: bool = True,
+        max_mnk: int | None = SMALL_MNK,
+    ):
+        mr, mq = block
+        f, C = fields, fields.channels
+        gh, gw = f.grid
+        sizes = f.field_sizes()
+        self.block = (mr, mq)
+        self.pos = np.empty(f.n_pairs * C, dtype=np.int64)
+        pos2 = self.pos.reshape(f.n_pairs, C)
+        self.bands, self.block_units = [], []
+        order, offset, u, largest = [], 0, 0, 1
+        for r0 in range(0, gh, mr):
+            tiles = []  # (locations, pairs, union, u0, offset) of each block of the row
+            for q0 in range(0, gw, mq):
+                rs, qs = np.arange(r0, min(r0 + mr, gh)), np.arange(q0, min(q0 + mq, gw))
+                locs = (rs[:, None] * gw + qs[None, :]).reshape(-1)  # row-major in the tile
+                pairs = np.concatenate([np.arange(f.indptr[g], f.indptr[g + 1]) for g in locs])
+                union = np.unique(f.indices[pairs])
+                tiles.append((locs, pairs, union, u, offset))
+                K, N = union.size, locs.size * C
+                order.append(locs)
+                self.block_units.append((u, u + N, (locs[:, None] * C + np.arange(C)).ravel()))
+                u, offset, largest = u + N, offset + K * N, max(largest, K * N)
+            for idx, starts in _band_order([t[2] for t in tiles], f.n_in, bands):
+                where = np.empty(f.n_in, dtype=np.int64)
+                where[idx] = np.arange(idx.size)
+                blocks = []
+                for j, k0 in starts:
+                    locs, pairs, union, u0, o = tiles[j]
+                    K, N = union.size, locs.size * C
+                    k = where[f.indices[pairs]] - k0  # row of each pair's input in W_b
+                    col = np.repeat(np.arange(locs.size), sizes[locs]) * C
+                    # weight (pair, c) sits at row k, column col + c of the (K, N) block
+                    pos2[pairs] = o + (k * N + col)[:, None] + np.arange(C)
+                    blocks.append((k0, k0 + K, u0, u0 + N, o, K, N))
+                self.bands.append((idx, blocks))
+        self.size = offset
+        self.band_max = max(idx.size for idx, _ in self.bands)
+        order = np.concatenate(order)
+        units = (order[:, None] * C + np.arange(C)).reshape(-1)  # computed row -> unit
+        identity = bool(np.all(units == np.arange(units.size)))
+        self.units = None if identity else units
+        self.rows_of_unit = None if identity else np.argsort(units)
+        self.rows = max(1, max_mnk // largest) if max_mnk is not None else np.iinfo(np.int64).max
+        self.row_units = gw * C  # units per row of the grid
+        self.groups = self._groups(gh, gw, C) if strided else None
+        check = np.arange(f.n_out, dtype=np.float64)[None, :]
+        if not np.array_equal(self.block_rows(check, np.empty(f.n_out)), units):
+            raise AssertionError("Local: the block copies do not follow the computed order")
+
+    def _groups(self, gh: int, gw: int, C: int) -> list[tuple]:
+        """The strided copies of :meth:`block_rows`: one per kind of tile (full, cut at
+        the last row of blocks, cut at the last column, both).
+
+        Computed row of (band i, block j, row r, column q, channel c) with ``R`` rows in
+        band i: ``i mr gw C + j R mq C + (r Q + q) C + c`` (``Q`` the block's columns);
+        its unit ``((i mr + r) gw + j mq + q) C + c``.
+        """
+        mr, mq = self.block
+        nbr, rr, nbq, rq = gh // mr, gh % mr, gw // mq, gw % mq
+        groups = []
+        for i0, ni, R in ((0, nbr, mr), (nbr, 1 if rr else 0, rr)):
+            for j0, nj, Q in ((0, nbq, mq), (nbq, 1 if rq else 0, rq)):
+                if ni and nj:
+                    dst0 = i0 * mr * gw * C + j0 * R * mq * C  # computed row of the first
+                    src0 = (i0 * mr * gw + j0 * mq) * C  # its unit
+                    groups.append((ni, nj, R, Q * C, dst0, src0, mr * gw * C, R * mq * C, mq * C))
+        return groups
+
+    def block_rows(self, d: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Put ``d`` (B, n_out), units in order, into per-block arrays: block ``b``'s
+        (B, N) array, C-ordered, at ``out[B u0 : B u1]`` (a few strided copies, or with
+        ``strided=False`` one copy per block).
+
+        Parameters
+        ----------
+        d : ndarray, shape (B, n_out), last axis contiguous
+        out : ndarray, shape (>= B n_out,), contiguous
+
+        Returns
+        -------
+        out : ndarray
+        """
+        B, it, its, gw_C = d.shape[0], out.itemsize, d.itemsize, self.row_units
+        if self.groups is None:
+            for u0, u1, units in self.block_units:
+                out[B * u0 : B * u1].reshape(B, u1 - u0)[...] = d[:, units]
+            return out
+        for ni, nj, R, QC, dst0, src0, band, blk, src_blk in self.groups:
+            shape = (ni, nj, B, R, QC)
+            dst = as_strided(
+                out[B * dst0 :], shape, (B * band * it, B * blk * it, R * QC * it, QC * it, it)
+            )
+            src = as_strided(
+                d[:, src0:], shape, (band * its, src_blk * its, d.strides[0], gw_C * its, its)
+            )
+            np.copyto(dst, src)
+        return out
+
+    def chunks(self, B: int) -> list[tuple[int, int]]:
+        """Row ranges of at most :attr:`rows` rows, as equal as possible."""
+        if B == 0:
+            return []
+        n = -(-B // self.rows)
+        step = -(-B // n)
+        return [(b0, min(B, b0 + step)) for b0 in range(0, B, step)]
+
+    def block_views(self, padded: np.ndarray) -> list[list[tuple]]:
+        """Per band, ``(k0, k1, u0, u1, M_b)`` per block, ``M_b`` its (K, N) matrix in
+        ``padded`` as the Fortran array (N, K) the products take."""
+        return [
+            [
+                (k0, k1, u0, u1, padded[o : o + K * N].reshape(K, N).T)
+                for k0, k1, u0, u1, o, K, N in b
+            ]
+            for _, b in self.bands
+        ]
+
+    def gather(self, xT: np.ndarray):
+        """Yield, band by band, the band's inputs ``P = xT[idx]``, shape (n, B). The
+        bands share one buffer: use ``P`` before taking the next."""
+        B = xT.shape[1]
+        buf = np.empty(self.band_max * B, dtype=xT.dtype)
+        for idx, _ in self.bands:
+            P = buf[: idx.size * B].reshape(idx.size, B)
+            yield np.take(xT, idx, axis=0, out=P, mode="clip")
 
 
 class Local:
@@ -110,16 +354,34 @@ class Local:
     fields : ff_numpy.masks.RaggedFields
     block : (int, int)
         Rows and columns of grid locations computed together (:meth:`set_block`).
+    keep_padded : bool
+        Keep the padded weights between products (the default); False rebuilds them for
+        every product (the plain way, for tests and measurements).
 
     Notes
     -----
-    Besides ``W`` and ``b`` the layer keeps compute scratch that is not part of its state:
-    the padded block weights (:meth:`padded_size` values, 1.26 times the weights for the
-    CIFAR-10 shapes with 2 x 3 blocks), which the weight gradient reuses for its padded
-    blocks, and the position there of every weight (``n_pairs * C_out`` int64).
+    ``W`` and ``b`` are the state; they are plain arrays that anyone may write in place
+    (the optimiser through :meth:`params`, :meth:`load_state`, a model holding ``W``).
+
+    *The padded weights are a cache, and it cannot be stale.* The forward product reads
+    every block's ``W_b`` from a padded copy of ``W`` that is built once and then kept.
+    Before every product (:meth:`linear`, :meth:`forward`, :func:`input_grad`) the layer
+    compares ``W`` bit for bit with a snapshot taken when the copy was built (about
+    0.1 ms for 933,156 float32 weights, against about 1 ms to rebuild) and rebuilds the
+    copy if any bit differs. No write to ``W``, however it is made, can be missed, so
+    there is no rule for callers to follow; the cost is one comparison per product.
+
+    Memory besides ``W`` and ``b`` (``n_w`` = number of weights; CIFAR-10 shapes,
+    float32, ``n_w`` = 933,156, 3.7 MB, 1 x 2 blocks): the padded weights (1.08 ``n_w``
+    values, 4.0 MB) and their snapshot (``n_w`` values, 3.7 MB); the padded gradient,
+    rewritten by every :meth:`weight_grad` (4.0 MB); the position of every weight in the
+    padded layout (int64, 7.5 MB). Each call also allocates, for one chunk of rows, ``x``
+    transposed, a band and the block outputs (at most 12 MB, for chunks of 420 rows).
+
+    A layer is not meant to be used from two threads at once.
     """
 
-    BLOCK = (2, 3)  # the fastest measured on the paper's CIFAR-10 shapes (local_speed.py)
+    BLOCK = (1, 2)  # the fastest measured where training spends its time (local_speed.py)
 
     def __init__(self, fields, rng: np.random.Generator, dtype=np.float32):
         if isinstance(fields, masks.LocalFields):
@@ -137,7 +399,10 @@ class Local:
         z = rng.standard_normal((fields.n_pairs, fields.channels))
         self.W = (z / np.sqrt(fan_in)[:, None]).astype(dtype)  # N(0, 1/fan_in)
         self.b = np.zeros(fields.n_out, dtype=dtype)
+        self.dtype = dtype
         (self._gemm,) = _blas.get_blas_funcs(("gemm",), dtype=dtype)
+        self._seen = np.empty(self.W.shape, dtype=dtype)  # W when the padded copy was built
+        self.keep_padded = True  # False: rebuild the padded weights for every product
         self.set_block(self.BLOCK)
 
     @classmethod
@@ -167,85 +432,75 @@ class Local:
         return {"W": self.W, "b": self.b}
 
     # ---------------------------------------------------------------- blocks
-    def set_block(self, block) -> None:
+    def set_block(
+        self,
+        block,
+        *,
+        bands: bool = True,
+        strided: bool = True,
+        max_mnk: int | None = SMALL_MNK,
+    ) -> None:
         """Compute ``block = (rows, columns)`` grid locations together.
 
-        Builds, once, what every product needs: for each block the union of its fields
-        (a slice when the union is a run of inputs), its place in the padded weights, and
-        the flat position there of every stored weight.
+        Builds, once, what every product needs (:class:`_Plan`): for each row of blocks
+        the band of inputs to gather, each block's place in it and in the padded
+        matrices, and the flat position there of every stored weight.
 
         Parameters
         ----------
         block : int or (int, int)
             ``(1, 1)`` is one product per location over its own field (no padding).
+        bands, strided, max_mnk
+            The speed tricks of :class:`_Plan`, all on by default; each off gives the
+            same numbers the plain way (``tests/test_locally_connected.py``,
+            ``benchmarks/local_speed.py``).
         """
-        mr, mq = masks._pair(block, "block")
-        fields, C = self.fields, self.fields.channels
-        gh, gw = fields.grid
-        blocks = []  # (rows of x^T to gather, first output row, last + 1, offset, K, N)
-        order = []  # locations in the order they are computed
-        pos = np.empty(fields.n_pairs * C, dtype=np.int64)  # W.flat[k] -> work.flat[pos[k]]
-        pos2 = pos.reshape(fields.n_pairs, C)
-        offset = row = 0
-        for r0 in range(0, gh, mr):
-            for q0 in range(0, gw, mq):
-                rs, qs = np.arange(r0, min(r0 + mr, gh)), np.arange(q0, min(q0 + mq, gw))
-                locs = (rs[:, None] * gw + qs[None, :]).reshape(-1)  # row-major in the tile
-                pairs = np.concatenate(
-                    [np.arange(fields.indptr[g], fields.indptr[g + 1]) for g in locs]
-                )
-                union = np.unique(fields.indices[pairs])  # (K,) sorted
-                K, N = union.size, locs.size * C
-                k = np.searchsorted(union, fields.indices[pairs])  # row in the padded block
-                j = np.repeat(np.arange(locs.size), fields.field_sizes()[locs])
-                # weight (pair, c) sits at row k, column j * C + c of the (K, N) block
-                pos2[pairs] = offset + (k * N + j * C)[:, None] + np.arange(C)
-                rows = union
-                if union[-1] - union[0] + 1 == K:  # a run of inputs: a view, no gather
-                    rows = slice(int(union[0]), int(union[-1]) + 1)
-                blocks.append((rows, row, row + N, offset, K, N))
-                order.append(locs)
-                offset += K * N
-                row += N
-        order = np.concatenate(order)
-        units = (order[:, None] * C + np.arange(C)).reshape(-1)  # computed row -> unit
-        identity = bool(np.all(units == np.arange(units.size)))
-        self.block = (mr, mq)
-        self._work = np.empty(offset, dtype=self.W.dtype)  # the padded block weights
-        # (rows, r0, r1, units, W_b): the block's inputs, its rows of a^T (computed order),
-        # its units (a slice when they are a run), its (K, N) part of work
-        self._blocks = []
-        for rows, r0, r1, o, K, N in blocks:
-            u = units[r0:r1]
-            u = slice(int(u[0]), int(u[-1]) + 1) if np.all(np.diff(u) == 1) else u
-            self._blocks.append((rows, r0, r1, u, self._work[o : o + K * N].reshape(K, N)))
-        self._pos = pos
-        self._units = None if identity else units  # unit of each computed row
-        self._rows_of_unit = None if identity else np.argsort(units)  # unit -> computed row
+        self.block = masks._pair(block, "block")
+        self._options = {"bands": bands, "strided": strided, "max_mnk": max_mnk}
+        self._plan = _Plan(self.fields, self.block, **self._options)
+        self._W_pad = np.zeros(self._plan.size, dtype=self.dtype)  # zeros stay zero
+        self._G_pad = np.empty(self._plan.size, dtype=self.dtype)
+        self._W_blocks = self._plan.block_views(self._W_pad)
+        self._G_blocks = self._plan.block_views(self._G_pad)
+        self._fresh = False  # the padded weights are built on the next product
+
+    def __getstate__(self) -> dict:
+        """The layer without what is derived from it (the BLAS function, the blocks, the
+        padded copies and their views), which :meth:`__setstate__` builds again: a copy
+        (``copy.deepcopy``, pickle) gets its own padded arrays, not detached views."""
+        keep = ("fields", "W", "b", "dtype", "keep_padded", "block", "_options")
+        return {k: v for k, v in self.__dict__.items() if k in keep}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        (self._gemm,) = _blas.get_blas_funcs(("gemm",), dtype=self.dtype)
+        self._seen = np.empty(self.W.shape, dtype=self.dtype)
+        self.set_block(self.block, **self._options)
 
     def padded_size(self) -> int:
-        """Entries of the padded block weights (``sum K N`` over the blocks)."""
-        return self._work.size
+        """Entries of the padded block matrices (``sum K N`` over the blocks)."""
+        return self._plan.size
 
-    def _padded_weights(self) -> np.ndarray:
-        """The weights of every block zero-padded to the union of its fields: a flat
-        scratch array holding each block's (K, N) matrix (not part of the state)."""
-        self._work.fill(0)
-        self._work[self._pos] = self.W.reshape(-1)
-        return self._work
+    def _padded_weights(self) -> None:
+        """Make the padded copy of ``W`` current: rebuild it if ``W`` differs from the
+        snapshot taken when it was built in any bit (the class's Notes)."""
+        W, seen = self.W, self._seen
+        if W.shape != seen.shape:
+            raise ValueError(f"Local.W must have shape {seen.shape}, got {W.shape}")
+        bits = np.uint32 if self.dtype == np.float32 else np.uint64
+        if not (
+            self.keep_padded
+            and self._fresh
+            and W.dtype == seen.dtype
+            and np.array_equal(np.ascontiguousarray(W).view(bits), seen.view(bits))
+        ):
+            self._W_pad[self._plan.pos] = W.reshape(-1)  # the padding stays zero
+            np.copyto(seen, W)
+            self._fresh = True
 
-    def _x_transposed(self, x: np.ndarray) -> np.ndarray:
-        """``x^T`` (n_in, B) in the layer's dtype, checking the shape of ``x``."""
-        if x.ndim != 2 or x.shape[1] != self.n_in:
-            raise ValueError(f"x must have shape (B, {self.n_in}), got {x.shape}")
-        return _transpose(x, np.empty((self.n_in, x.shape[0]), dtype=self.W.dtype))
-
-    def _grad_transposed(self, dL_da: np.ndarray, B: int) -> np.ndarray:
-        """``dL_da^T`` (n_out, B), rows in the order the blocks compute them."""
-        if dL_da.shape != (B, self.n_out):
-            raise ValueError(f"dL_da must have shape {(B, self.n_out)}, got {dL_da.shape}")
-        daT = _transpose(dL_da, np.empty((self.n_out, B), dtype=self.W.dtype))
-        return daT if self._units is None else daT[self._units]
+    def _check(self, x: np.ndarray, name: str, n: int) -> None:
+        if x.ndim != 2 or x.shape[1] != n:
+            raise ValueError(f"{name} must have shape (B, {n}), got {x.shape}")
 
     # ---------------------------------------------------------------- forward
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
@@ -287,21 +542,27 @@ class Local:
         """
         if accumulate and out is None:
             raise ValueError("linear(accumulate=True) needs the array to add to (out=...)")
-        if out is not None and out.shape != (x.shape[0], self.n_out):
-            raise ValueError(f"out must have shape {(x.shape[0], self.n_out)}, got {out.shape}")
-        xT = self._x_transposed(x)  # (n_in, B)
-        self._padded_weights()  # every block's W_b (K, N), zero where no weight exists
-        aT = np.empty((self.n_out, x.shape[0]), dtype=self.W.dtype)  # (n_out, B)
-        for rows, r0, r1, _, W_b in self._blocks:
-            P = xT[rows]  # (K, B): the union of the block's fields
-            # a_b^T = W_b^T P: (N, K) @ (K, B) -> (N, B), written into aT[r0:r1] by BLAS
-            # (as Fortran arrays: (B, K) @ (K, N) -> (B, N))
-            self._gemm(1.0, P.T, W_b.T, trans_b=1, c=aT[r0:r1].T, overwrite_c=1)
-        if self._rows_of_unit is not None:
-            aT = aT[self._rows_of_unit]  # computed order -> unit order
+        self._check(x, "x", self.n_in)
+        B = x.shape[0]
+        if out is not None and out.shape != (B, self.n_out):
+            raise ValueError(f"out must have shape {(B, self.n_out)}, got {out.shape}")
         if out is None:
-            out = np.empty((x.shape[0], self.n_out), dtype=self.W.dtype)
-        return _transpose(aT, out, add=accumulate)  # (n_out, B) -> (B, n_out)
+            out = np.empty((B, self.n_out), dtype=self.dtype)
+        self._padded_weights()
+        plan, gemm, n_in, n_out, dt = self._plan, self._gemm, self.n_in, self.n_out, self.dtype
+        for b0, b1 in plan.chunks(B):
+            n = b1 - b0
+            xT = _transpose(x[b0:b1], np.empty((n_in, n), dtype=dt))  # (n_in, n)
+            aT = np.empty((n_out, n), dtype=dt)  # (n_out, n), computed order
+            for P, blocks in zip(plan.gather(xT), self._W_blocks):
+                for k0, k1, u0, u1, W_bT in blocks:
+                    # a_b^T = W_b^T P: (N, K) @ (K, n) -> (N, n), written by BLAS into the
+                    # block's rows of aT (as Fortran arrays: (n, K) @ (K, N) -> (n, N))
+                    gemm(1.0, P[k0:k1].T, W_bT, trans_b=1, c=aT[u0:u1].T, overwrite_c=1)
+            if plan.rows_of_unit is not None:  # computed order -> unit order
+                aT = np.take(aT, plan.rows_of_unit, axis=0, mode="clip")
+            _transpose(aT, out[b0:b1], add=accumulate)  # (n_out, n) -> (n, n_out)
+        return out
 
     # ---------------------------------------------------------------- gradients
     def weight_grad(self, x: np.ndarray, dL_da: np.ndarray) -> np.ndarray:
@@ -320,16 +581,27 @@ class Local:
         -------
         dL_dW : ndarray, shape (n_pairs, C_out)
         """
-        xT = self._x_transposed(x)  # (n_in, B)
-        if dL_da.shape != (x.shape[0], self.n_out):
-            raise ValueError(f"dL_da must have shape {(x.shape[0], self.n_out)}, got {dL_da.shape}")
-        for rows, _, _, units, G_b in self._blocks:  # padded gradients go where W_b was
-            P = xT[rows]  # (K, B)
-            dA_b = np.ascontiguousarray(dL_da[:, units], dtype=self.W.dtype)  # (B, N)
-            # dW_b = P dL_da_b: (K, B) @ (B, N) -> (K, N), padding entries included
-            # (as Fortran arrays: (N, B) @ (B, K) -> (N, K))
-            self._gemm(1.0, dA_b.T, P.T, c=G_b.T, overwrite_c=1)
-        return self._work[self._pos].reshape(self.W.shape)  # the existing entries only
+        self._check(x, "x", self.n_in)
+        B = x.shape[0]
+        if dL_da.shape != (B, self.n_out):
+            raise ValueError(f"dL_da must have shape {(B, self.n_out)}, got {dL_da.shape}")
+        plan, gemm = self._plan, self._gemm
+        if B == 0:
+            return np.zeros(self.W.shape, dtype=self.dtype)
+        dL_da, dt = np.ascontiguousarray(dL_da), self.dtype
+        for c, (b0, b1) in enumerate(plan.chunks(B)):
+            n, beta = b1 - b0, 0.0 if c == 0 else 1.0  # later chunks add to the first
+            xT = _transpose(x[b0:b1], np.empty((self.n_in, n), dtype=dt))  # (n_in, n)
+            # block b's dL_da (n, N), C-ordered, at dA[n u0 : n u1]
+            dA = plan.block_rows(dL_da[b0:b1], np.empty(n * self.n_out, dtype=dt))
+            for P, blocks in zip(plan.gather(xT), self._G_blocks):
+                for k0, k1, u0, u1, G_bT in blocks:
+                    # dW_b = P dL_da_b: (K, n) @ (n, N) -> (K, N), padding entries included
+                    # (as Fortran arrays: (N, n) @ (n, K) -> (N, K))
+                    dA_b = dA[n * u0 : n * u1].reshape(n, u1 - u0)
+                    gemm(1.0, dA_b.T, P[k0:k1].T, beta=beta, c=G_bT, overwrite_c=1)
+        dW = np.take(self._G_pad, plan.pos)  # the existing entries only
+        return dW.reshape(self.W.shape)
 
     def local_grads(
         self,
@@ -411,9 +683,9 @@ def input_grad(layer: Local, dL_da: np.ndarray) -> np.ndarray:
         \frac{\partial L}{\partial a_{n,(l,c)}} W_{(l,i),c}
         \quad (\partial L/\partial x = \partial L/\partial a \, W^T)
 
-    a scatter-add of every block's product into the inputs of its fields. Forward-Forward
-    never calls it: its layers learn from their own objectives, and no error signal
-    travels from a layer to the one below.
+    every block's product added into its band of inputs, each band then added into the
+    inputs. Forward-Forward never calls it: its layers learn from their own objectives,
+    and no error signal travels from a layer to the one below.
 
     Parameters
     ----------
@@ -425,14 +697,23 @@ def input_grad(layer: Local, dL_da: np.ndarray) -> np.ndarray:
     -------
     dL_dx : ndarray, shape (B, n_in)
     """
-    B = dL_da.shape[0]
-    daT = layer._grad_transposed(dL_da, B)  # (n_out, B), computed order
-    layer._padded_weights()  # every block's W_b (K, N)
-    dxT = np.zeros((layer.n_in, B), dtype=layer.W.dtype)  # (n_in, B)
-    for rows, r0, r1, _, W_b in layer._blocks:
-        # dx_b^T = W_b dL_da_b^T: (K, N) @ (N, B) -> (K, B), added to the block's inputs
-        if isinstance(rows, slice):
-            layer._gemm(1.0, daT[r0:r1].T, W_b.T, beta=1.0, c=dxT[rows].T, overwrite_c=1)
-        else:  # the rows of one block are distinct, so a fancy += adds each once
-            dxT[rows] += layer._gemm(1.0, daT[r0:r1].T, W_b.T).T
-    return _transpose(dxT, np.empty((B, layer.n_in), dtype=layer.W.dtype))
+    layer._check(dL_da, "dL_da", layer.n_out)
+    B, n_in, n_out, dtype = dL_da.shape[0], layer.n_in, layer.n_out, layer.dtype
+    layer._padded_weights()
+    plan, gemm = layer._plan, layer._gemm
+    dx = np.empty((B, n_in), dtype=dtype)
+    for b0, b1 in plan.chunks(B):
+        n = b1 - b0
+        daT = _transpose(dL_da[b0:b1], np.empty((n_out, n), dtype=dtype))  # (n_out, n)
+        if plan.units is not None:
+            daT = np.take(daT, plan.units, axis=0, mode="clip")  # unit -> computed order
+        dxT = np.zeros((n_in, n), dtype=dtype)  # (n_in, n)
+        for (idx, _), blocks in zip(plan.bands, layer._W_blocks):
+            D = np.zeros((idx.size, n), dtype=dtype)  # the band's inputs
+            for k0, k1, u0, u1, W_bT in blocks:
+                # dx_b^T = W_b dL_da_b^T: (K, N) @ (N, n) -> (K, n), added to the band
+                # (as Fortran arrays: (n, N) @ (N, K) -> (n, K))
+                gemm(1.0, daT[u0:u1].T, W_bT, beta=1.0, c=D[k0:k1].T, overwrite_c=1)
+            dxT[idx] += D  # a band's inputs are distinct, so a fancy += adds each once
+        _transpose(dxT, dx[b0:b1])  # (n_in, n) -> (n, n_in)
+    return dx

@@ -6,9 +6,17 @@ weighted input, the weight gradient and three optimiser steps; its closed-form g
 must match autograd (rel. error < 1e-10) and central finite differences; the truncated
 same-size fields must have the paper's sizes (363 inputs, 108 at a corner, 933,156
 weights) and top-down fields must be the transpose of bottom-up ones.
+
+Each speed trick of ``Local`` (bands, small products in chunks of rows with strided copies
+of ``dL_da``, the cached padded weights) is checked the same way, on and off, on same-size
+fields and on random ragged ones (whose blocks' unions are not runs), and the cached
+padded weights must follow every kind of write to ``W``.
 """
 
 from __future__ import annotations
+
+import copy
+import pickle
 
 import numpy as np
 import pytest
@@ -17,7 +25,7 @@ from scipy.special import expit
 
 from ff_numpy import masks
 from ff_numpy.layers import Masked
-from ff_numpy.locally_connected import Local, input_grad
+from ff_numpy.locally_connected import SMALL_MNK, Local, _band_order, _Plan, input_grad
 
 SEEDS = range(8)
 EXACT_TOL = 1e-12  # Local vs the masked-dense reference, float64
@@ -364,3 +372,198 @@ def test_float32_layer_close_to_float64():
     dL_da = rng.standard_normal(y32.shape)
     g32 = layer.weight_grad(x.astype(np.float32), dL_da.astype(np.float32))
     np.testing.assert_allclose(g32, ref.weight_grad(x, dL_da), rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- speed tricks
+def _random_ragged_fields(rng) -> masks.RaggedFields:
+    """Fields of random sizes and random inputs (sorted), so that the unions of a row of
+    blocks are rarely runs in any order."""
+    gh, gw = (int(v) for v in rng.integers(1, 6, size=2))
+    n_in, C = int(rng.integers(1, 30)), int(rng.integers(1, 4))
+    fields = [
+        np.sort(rng.choice(n_in, int(rng.integers(1, n_in + 1)), replace=False))
+        for _ in range(gh * gw)
+    ]
+    indptr = np.concatenate([[0], np.cumsum([f.size for f in fields])])
+    return masks.RaggedFields(indptr, np.concatenate(fields), C, n_in, (gh, gw))
+
+
+def _largest_block(layer: Local) -> int:
+    return max(K * N for _, blocks in layer._plan.bands for *_, K, N in blocks)
+
+
+TRICKS = [  # (bands, strided, max_mnk: "default" / None / rows per chunk, cache)
+    (True, True, "default", True),
+    (False, True, "default", True),
+    (True, False, "default", True),
+    (True, True, None, True),
+    (True, True, 1, True),
+    (True, True, 2, True),
+    (True, True, 3, False),
+    (False, False, None, False),
+]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("trick", range(len(TRICKS)))
+def test_tricks_on_and_off_equal_masked(seed, trick):
+    """Every combination of tricks gives the reference's numbers: linear (written and
+    accumulated), weight_grad and input_grad, with the batch cut into chunks of 1, 2 or
+    3 rows (the last one shorter), on same-size and on random ragged fields."""
+    rng = np.random.default_rng(100 + seed)
+    ragged = seed % 2 == 1
+    fields = _random_ragged_fields(rng) if ragged else _random_fields(rng)
+    layer = Local(fields, rng, dtype=np.float64)
+    bands, strided, mnk, cache = TRICKS[trick]
+    block = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    if mnk == "default":
+        mnk = SMALL_MNK
+    elif mnk is not None:  # chunks of `mnk` rows: m n k <= rows * largest
+        layer.set_block(block)
+        mnk = mnk * _largest_block(layer)
+    layer.set_block(block, bands=bands, strided=strided, max_mnk=mnk)
+    layer.keep_padded = cache
+    ref = Masked(fields.n_in, fields.n_out, fields.mask(np.float64), rng, dtype=np.float64)
+    ref.W[...] = layer.to_dense()
+    B = int(rng.integers(4, 12))
+    x = rng.standard_normal((B, fields.n_in))
+    dL_da = rng.standard_normal((B, fields.n_out))
+    what = f"seed {seed}, tricks {TRICKS[trick]}, block {block}, rows {layer._plan.rows}, "
+    what += f"ragged {ragged}"
+    assert_close(layer.linear(x), ref.linear(x), EXACT_TOL, f"linear, {what}")
+    out0 = rng.standard_normal((B, fields.n_out))
+    out, out_ref = out0.copy(), out0.copy()
+    layer.linear(x, out=out, accumulate=True)
+    ref.linear(x, out=out_ref, accumulate=True)
+    assert_close(out, out_ref, EXACT_TOL, f"linear(accumulate), {what}")
+    dW = layer.weight_grad(x, dL_da)
+    assert_close(_dense(fields, dW), ref.weight_grad(x, dL_da), EXACT_TOL, f"dW, {what}")
+    dx = input_grad(layer, dL_da)
+    assert_close(dx, dL_da @ ref.W.T, EXACT_TOL, f"input_grad, {what}")
+
+
+def test_bands_on_the_paper_shapes():
+    """One band per row of blocks on the CIFAR-10 shapes, each block's union a run of
+    it; the unions of random fields that are not runs get bands of their own."""
+    f = masks.paper_cifar_fields()
+    for block, n_bands, gathered, alone in (
+        ((1, 2), 32, 30_912, 168_084),
+        ((2, 2), 16, 16_704, 90_828),
+        ((2, 3), 16, 16_704, 66_294),
+    ):
+        plan, plain = _Plan(f, block), _Plan(f, block, bands=False)
+        assert len(plan.bands) == n_bands
+        assert sum(idx.size for idx, _ in plan.bands) == gathered
+        assert sum(idx.size for idx, _ in plain.bands) == alone
+        for idx, _ in plan.bands:
+            assert np.unique(idx).size == idx.size
+    assert _Plan(f, (1, 2)).rows == SMALL_MNK // (11 * 12 * 3 * 6) == 420
+    assert _Plan(f, (1, 2)).units is None  # rows of one block: computed in unit order
+    unions = [np.array([0, 1]), np.array([1, 2]), np.array([0, 2]), np.array([4])]
+    bands = _band_order(unions, 5)
+    assert sorted(j for _, starts in bands for j, _ in starts) == [0, 1, 2, 3]
+    assert len(bands) == 2  # {0, 1}, {1, 2} and {0, 2} cannot all be runs of one order
+    for idx, starts in bands:
+        for j, k0 in starts:
+            np.testing.assert_array_equal(np.sort(idx[k0 : k0 + unions[j].size]), unions[j])
+
+
+def test_paper_shapes_in_chunks_equal_masked():
+    """The default blocks on the CIFAR-10 shapes with a batch of 550 rows (two chunks),
+    float64."""
+    rng = np.random.default_rng(17)
+    layer = Local.same_size(32, 32, 3, 3, 11, rng, dtype=np.float64)
+    assert layer.block == Local.BLOCK
+    assert len(layer._plan.chunks(550)) == 2
+    ref = Masked(3072, 3072, layer.fields.mask(np.float64), rng, dtype=np.float64)
+    ref.W[...] = layer.to_dense()
+    x, dL_da = rng.standard_normal((550, 3072)), rng.standard_normal((550, 3072))
+    assert_close(layer.linear(x), ref.linear(x), EXACT_TOL, "linear, 550 rows")
+    dW = _dense(layer.fields, layer.weight_grad(x, dL_da))
+    assert_close(dW, ref.weight_grad(x, dL_da), EXACT_TOL, "weight_grad, 550 rows")
+    assert_close(input_grad(layer, dL_da), dL_da @ ref.W.T, EXACT_TOL, "input_grad, 550 rows")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_padded_weights_follow_every_write(dtype):
+    """The padded copy of W is rebuilt after any write to W: through params(), through a
+    reference taken before, load_state, a new array bound to W, a change of one ulp."""
+    rng = np.random.default_rng(5)
+    layer = Local.same_size(6, 5, 2, 3, 3, rng, dtype=dtype)
+    x = rng.standard_normal((7, layer.n_in)).astype(dtype)
+    held = layer.W
+
+    def check(what):
+        fresh = Local(layer.fields, rng, dtype=dtype)
+        fresh.set_block(layer.block)
+        fresh.W[...] = layer.W
+        np.testing.assert_array_equal(layer.linear(x), fresh.linear(x), err_msg=what)
+        np.testing.assert_array_equal(
+            layer._W_pad[layer._plan.pos], layer.W.reshape(-1), err_msg=what
+        )
+
+    check("first product")
+    layer.params()["W"][...] *= 0.5
+    check("params()['W'] *= 0.5")
+    held[3, 1] += 1.0
+    check("a reference taken before the products")
+    layer.load_state({"W": rng.standard_normal(layer.W.shape), "b": layer.b})
+    check("load_state")
+    layer.W = rng.standard_normal(layer.W.shape).astype(dtype)
+    check("a new array bound to W")
+    layer.W[0, 0] = np.nextafter(layer.W[0, 0], np.inf)
+    check("one weight moved by one ulp")
+    layer.W[1, 2] = -0.0 if layer.W[1, 2] == 0 else 0.0
+    layer.W[1, 2] = -layer.W[1, 2]  # 0.0 <-> -0.0: equal as numbers, not as bits
+    check("the sign of a zero")
+    layer.set_block((1, 2))
+    check("new blocks")
+    with pytest.raises(ValueError, match="Local.W must have shape"):
+        layer.W = np.zeros((3, 3), dtype)
+        layer.linear(x)
+
+
+def test_copies_have_their_own_padded_weights():
+    """A deep copy or an unpickled layer computes with its own weights (its padded
+    copy is built anew, not a detached view), keeping the blocks and tricks."""
+    rng = np.random.default_rng(9)
+    layer = Local.same_size(5, 4, 2, 3, 3, rng, dtype=np.float64)
+    layer.set_block((2, 1), bands=False, max_mnk=None)
+    x = rng.standard_normal((6, layer.n_in))
+    y = layer.linear(x)
+    for other in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        assert (other.block, other._options) == (layer.block, layer._options)
+        np.testing.assert_array_equal(other.linear(x), y)
+        other.W *= 2.0
+        assert_close(other.linear(x), 2.0 * y, EXACT_TOL, "a copy after its W changed")
+        np.testing.assert_array_equal(layer.linear(x), y)
+
+
+def test_inputs_of_any_layout_and_dtype():
+    """x and dL_da in Fortran order, as strided views or float32 for a float64 layer, an
+    out that is a strided view, and an empty batch."""
+    rng = np.random.default_rng(8)
+    layer = Local.same_size(5, 6, 3, 2, 3, rng, dtype=np.float64)
+    ref = Masked(layer.n_in, layer.n_out, layer.fields.mask(np.float64), rng, dtype=np.float64)
+    ref.W[...] = layer.to_dense()
+    x = rng.standard_normal((9, layer.n_in))
+    dL_da = rng.standard_normal((9, layer.n_out))
+    wide = np.zeros((9, 2 * layer.n_out))
+    for xs, ds in (
+        (np.asfortranarray(x), np.asfortranarray(dL_da)),
+        (np.repeat(x, 2, axis=1)[:, ::2], np.repeat(dL_da, 2, axis=0)[::2]),
+    ):
+        assert_close(layer.linear(xs), ref.linear(x), EXACT_TOL, "linear, strided x")
+        out = wide[:, ::2]
+        layer.linear(xs, out=out)
+        assert_close(out, ref.linear(x), EXACT_TOL, "linear into a strided out")
+        dW = _dense(layer.fields, layer.weight_grad(xs, ds))
+        assert_close(dW, ref.weight_grad(x, dL_da), EXACT_TOL, "weight_grad, strided dL_da")
+        assert_close(input_grad(layer, ds), dL_da @ ref.W.T, EXACT_TOL, "input_grad, strided")
+    x32, d32 = x.astype(np.float32), dL_da.astype(np.float32)
+    assert_close(layer.linear(x32), ref.linear(x32.astype(float)), EXACT_TOL, "float32 x")
+    dW = _dense(layer.fields, layer.weight_grad(x32, d32))
+    assert_close(dW, ref.weight_grad(x32.astype(float), d32.astype(float)), EXACT_TOL, "f32")
+    assert layer.linear(x[:0]).shape == (0, layer.n_out)
+    assert not layer.weight_grad(x[:0], dL_da[:0]).any()
+    assert input_grad(layer, dL_da[:0]).shape == (0, layer.n_in)
