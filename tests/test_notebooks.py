@@ -66,7 +66,7 @@ def _first_statement_is_a_string(source: str) -> bool:
     return isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant)
 
 
-@pytest.mark.parametrize("path", _tutorials())
+@pytest.mark.parametrize("path", list(_tutorials()))
 def test_tutorial_runs_as_a_notebook_that_unfolds(path, tmp_path):
     nb = jupytext.read(path)
     client = nbclient.NotebookClient(
