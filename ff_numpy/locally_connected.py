@@ -70,6 +70,7 @@ from numpy.lib.stride_tricks import as_strided
 from scipy.linalg import blas as _blas
 
 from ff_numpy import masks
+from ff_numpy.layers import Dense
 
 _CHUNK = 1 << 15  # values per chunk of a transposing copy (128 KiB of float32)
 
@@ -636,15 +637,10 @@ class Local:
             ``{"W": dL_dW (n_pairs, C_out), "b": dL_db (n_out,)}``, the keys of
             :meth:`params`.
         """
-        x, y = cache
-        # y = relu(a)      =>  dL/da = dL/dy * [a > 0]; y > 0 exactly where a > 0
-        dL_da = dL_dy * (y > 0)  # (B, n_out)
-        if dL_da_extra is not None:
-            dL_da += dL_da_extra
-        # a = x W + b      =>  dL/dW = x^T dL/da at the existing weights: per block
-        #                      (K, B) @ (B, N) -> (K, N), kept entries -> (n_pairs, C_out)
-        #                      dL/db = sum over rows of dL/da: (B, n_out) -> (n_out,)
-        return {"W": self.weight_grad(x, dL_da), "b": dL_da.sum(axis=0)}
+        # The chain rule is Dense's (one definition of Eq. 3): dL/da = dL/dy * [a > 0],
+        # dL/dW = x^T dL/da, dL/db = sum of dL/da; this layer's weight_grad forms x^T dL/da
+        # at the existing weights only, per block: (K, B) @ (B, N) -> (n_pairs, C_out).
+        return Dense.local_grads(self, cache, dL_dy, dL_da_extra)
 
     # ---------------------------------------------------------------- views and state
     def to_dense(self) -> np.ndarray:
