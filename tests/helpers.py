@@ -166,3 +166,13 @@ def run_tutorial(stem: str, *argv: str) -> tuple[dict, float]:
         return namespace, time.perf_counter() - t0
     finally:
         sys.argv = saved
+
+
+def assert_error_rate(e: float, n: int, what: str = "") -> None:
+    """``e`` is an error rate counted over ``n`` images (or a divisor of ``n``): ``k / n``
+    for a whole ``k`` in ``0..n``. A loss, a mean of probabilities or a rate over another
+    number of images fails."""
+    k = e * n
+    assert abs(k - round(k)) < 1e-6 and 0 <= round(k) <= n, (
+        f"{what}: {e!r} is not a count of errors over {n} images"
+    )

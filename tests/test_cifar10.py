@@ -23,7 +23,15 @@ import json
 
 import numpy as np
 import pytest
-from helpers import BENCHMARKS, assert_png, interrupted_after, load_tutorial, numbers, train_args
+from helpers import (
+    BENCHMARKS,
+    assert_error_rate,
+    assert_png,
+    interrupted_after,
+    load_tutorial,
+    numbers,
+    train_args,
+)
 
 from ff_numpy import checkpoint, cli, experiments
 from ff_numpy.backprop import MLP
@@ -77,8 +85,9 @@ def bp_run(tmp_path_factory):
 def test_tiny_ff_run_has_every_key_and_its_softmax_beats_chance(ff_run):
     out, m = ff_run
     assert m["test_error_softmax"] < CHANCE_BOUND
-    for key in ("test_error_goodness", "train_error_goodness", "train_error_softmax"):
-        assert 0.0 <= m[key] <= 1.0, key
+    assert_error_rate(m["test_error_goodness"], 500, "test_error_goodness")  # --test-size
+    for key in ("train_error_goodness", "train_error_softmax"):  # --train-eval-size 100
+        assert_error_rate(m[key], 100, key)
     assert len(m["error_by_iteration"]) == 2 and set(m["error_by_window"]) >= {"1-2", "1-1"}
     assert len(m["goodness_by_iteration"]["correct_mean"]) == 2
     assert m["flops_per_image"]["train"] == cifar10.flops_per_image("ff", 2, 2, (1, 2), 2)["train"]

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import interrupted_after, needs_mnist, numbers, train_args
+from helpers import assert_error_rate, interrupted_after, needs_mnist, numbers, train_args
 
 from ff_numpy import cli, experiments, fast
 from ff_numpy.data import MNIST, Split
@@ -192,11 +192,12 @@ def test_run_writes_the_metrics_contract_and_a_figure(toy_runs, method):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["config"]["experiment"] == "online" and saved["config"]["method"] == method
     assert [r["examples_seen"] for r in saved["history"]] == [50, 100, 150, 200]
-    for key in ("test_error_goodness", "test_error_softmax"):
-        assert 0 <= saved[key] <= 1
-    for r in saved["history"]:
+    for key in ("test_error_goodness", "test_error_softmax"):  # 60 test images
+        assert_error_rate(saved[key], 60, key)
+        assert saved[key] == metrics[key]
+    for r in saved["history"]:  # 60 validation and test images, or --eval-size 30 of them
         for key in ("val_error_softmax", "val_error_goodness", "test_error_softmax"):
-            assert 0 <= r[key] <= 1
+            assert_error_rate(r[key], 60, key)
         assert set(r["train_loss"]) == {"layer0", "layer1", "softmax"}
     assert (out / "online_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "model.npz").stat().st_size > 0

@@ -28,7 +28,15 @@ import time
 import numpy as np
 import pytest
 from gradcheck import AUTOGRAD_TOL, FD_TOL, assert_close, numerical_grad, rel_error, sample_indices
-from helpers import BENCHMARKS, assert_png, interrupted_after, load_tutorial, needs_mnist, numbers
+from helpers import (
+    BENCHMARKS,
+    assert_error_rate,
+    assert_png,
+    interrupted_after,
+    load_tutorial,
+    needs_mnist,
+    numbers,
+)
 
 from ff_numpy import checkpoint, cli, experiments, masks
 from ff_numpy import goodness as gd
@@ -1114,8 +1122,9 @@ def test_cli_trains_writes_metrics_figures_and_evaluates(tiny_cli_run, capsys):
     assert len(metrics["goodness_by_iteration"]["correct_mean"]) == 3
     assert [r["epoch"] for r in metrics["history"]] == [1, 2]
     for r in metrics["history"]:  # --eval-every 1: both classifiers after every epoch
-        for key in ("val_error_softmax", "val_error_goodness", "test_error_goodness"):
-            assert 0 <= r[key] <= 1, key
+        assert_error_rate(r["val_error_softmax"], 10_000, "val_error_softmax")
+        assert_error_rate(r["val_error_goodness"], 100, "val_error_goodness")  # --eval-size
+        assert_error_rate(r["test_error_goodness"], 10_000, "test_error_goodness")
     for name in PNGS:
         assert_png(out / name)
     capsys.readouterr()
@@ -1389,6 +1398,6 @@ def test_subnormals_benchmark_supervised_mode(tmp_path, capsys):
     assert c["same_model"] is True
     for name in ("plain cast", "row_factor"):
         assert len(c[name]["epoch_seconds"]) == 2
-        assert 0 <= c[name]["test_error_goodness"] <= 1
+        assert_error_rate(c[name]["test_error_goodness"], 10_000, name)
     assert c["plain cast"]["test_error_goodness"] == c["row_factor"]["test_error_goodness"]
     assert "same model bit for bit: True" in capsys.readouterr().out

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import assert_error_rate
 
 from ff_numpy import experiments
 from ff_numpy.data import MNIST, Split
@@ -70,6 +71,7 @@ def test_supervised_run_on_all_training_images_records_no_validation(tmp_path):
     assert len(saved["history"]) == 2
     for record in saved["history"]:
         assert not any(key.startswith("val_") for key in record), record
-        assert 0 <= record["test_error_goodness"] <= 1
-    assert 0 <= metrics["test_error_goodness"] <= 1
+        assert_error_rate(record["test_error_goodness"], 30, "epoch test error")  # 30 images
+    assert_error_rate(metrics["test_error_goodness"], 30, "test error")
+    assert saved["test_error_goodness"] == metrics["test_error_goodness"]
     assert (tmp_path / "learning_curve.png").stat().st_size > 0

@@ -124,7 +124,7 @@ def test_visible_step_equals_the_library_and_differs_from_bptt(script_run):
     for key, (held, through, cosine) in bptt.items():
         assert held < FF_AUTOGRAD_TOL, f"{key}: {held:.2e}"
         assert through > MIN_BPTT_DIFF, f"{key}: {through:.2e}"
-        assert -1 <= cosine <= 1
+        assert cosine < 0.99, f"{key}: through time points the same way ({cosine:.3f})"
 
 
 @needs_mnist
