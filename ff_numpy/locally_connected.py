@@ -517,10 +517,9 @@ class Local:
         y : ndarray, shape (B, n_out)
         cache : (x, y)
         """
-        a = self.linear(x)  # a = x W: per block (N, K) @ (K, B) -> (N, B), then (B, n_out)
-        a += self.b  # a = x W + b
-        y = np.maximum(a, 0, out=a)  # y = relu(a), in place
-        return y, (x, y)
+        # Dense's forward lines (a = x W + b, y = relu(a)); this layer's linear forms x W
+        # per block of locations: (N, K) @ (K, B) -> (N, B), then (B, n_out).
+        return Dense.forward(self, x)
 
     def linear(
         self, x: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False
