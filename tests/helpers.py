@@ -155,6 +155,13 @@ def assert_png(path: Path) -> None:
     assert len(data) > 1000, f"{path} is only {len(data)} bytes"
 
 
+def assert_in_time(seconds: float, stem: str) -> None:
+    """A tutorial's quick run finished within its budget (plus slack for loaded machines)."""
+    assert seconds < QUICK_BUDGET + SLACK, (
+        f"{stem} --quick took {seconds:.1f} s, budget {QUICK_BUDGET:.0f} s (+{SLACK:.0f} s slack)"
+    )
+
+
 def run_tutorial(stem: str, *argv: str) -> tuple[dict, float]:
     """Run ``python tutorials/<stem>.py *argv`` in this process (``runpy`` with that
     command line): the namespace the script left, and its wall seconds."""

@@ -10,46 +10,15 @@ cache; they are skipped otherwise.
 
 from __future__ import annotations
 
-import runpy
 import sys
-import time
 import types
 from pathlib import Path
 
 import pytest
-from helpers import QUICK_BUDGET, SLACK, TUTORIALS, assert_png, needs_mnist
+from helpers import assert_in_time, assert_png, needs_mnist
 from matplotlib.figure import Figure
 
 from ff_numpy import tutorial
-
-
-@pytest.fixture(scope="module")
-def script_run(tmp_path_factory):
-    """``script_run(stem, *options)`` -> (the script's namespace, wall seconds, out
-    folder); each tutorial runs once per test module."""
-    runs = {}
-
-    def run(stem: str, *options: str):
-        if stem not in runs:
-            out = tmp_path_factory.mktemp(stem)
-            path = TUTORIALS / f"{stem}.py"
-            argv = [str(path), "--quick", "--out", str(out), *options]
-            saved, sys.argv = sys.argv, argv
-            try:
-                t0 = time.perf_counter()
-                namespace = runpy.run_path(str(path), run_name="__main__")
-                runs[stem] = (namespace, time.perf_counter() - t0, out)
-            finally:
-                sys.argv = saved
-        return runs[stem]
-
-    return run
-
-
-def assert_in_time(seconds: float, stem: str) -> None:
-    assert seconds < QUICK_BUDGET + SLACK, (
-        f"{stem} --quick took {seconds:.1f} s, budget {QUICK_BUDGET:.0f} s (+{SLACK:.0f} s slack)"
-    )
 
 
 @needs_mnist

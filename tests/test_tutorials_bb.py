@@ -23,17 +23,9 @@ T04, T05 = "04_black_box", "05_ff_vs_backprop"
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
+def quick(script_run):
     """``quick(stem)`` -> (namespace, wall seconds, out folder) of the quick run."""
-    runs = {}
-
-    def run(stem):
-        if stem not in runs:
-            out = tmp_path_factory.mktemp(stem)
-            runs[stem] = (*run_tutorial(stem, "--quick", "--out", str(out), "--no-progress"), out)
-        return runs[stem]
-
-    return run
+    return lambda stem: script_run(stem, "--no-progress")
 
 
 @pytest.mark.parametrize(

@@ -17,18 +17,15 @@ from __future__ import annotations
 import ast
 import json
 import math
-import runpy
 import shlex
 import sys
-import time
 
 import numpy as np
 import pytest
 from helpers import (
     BENCHMARKS,
-    QUICK_BUDGET,
-    SLACK,
     TUTORIALS,
+    assert_in_time,
     assert_png,
     load_tutorial,
     needs_mnist,
@@ -43,35 +40,6 @@ QUICK_OPTIONS = ["--no-progress"]  # extra options of every quick run of a scrip
 T06, T07, T08 = "06_unsupervised_hybrid_negatives", "07_local_receptive_fields", "08_jittered_mnist"
 
 
-@pytest.fixture(scope="module")
-def script_run(tmp_path_factory):
-    """``script_run(stem, *options)`` -> (the script's namespace, wall seconds, out
-    folder): ``python tutorials/<stem>.py --quick --out DIR *options``, run once per test
-    module in this process."""
-    runs = {}
-
-    def run(stem: str, *options: str):
-        if stem not in runs:
-            out = tmp_path_factory.mktemp(stem)
-            path = TUTORIALS / f"{stem}.py"
-            saved, sys.argv = sys.argv, [str(path), "--quick", "--out", str(out), *options]
-            try:
-                t0 = time.perf_counter()
-                namespace = runpy.run_path(str(path), run_name="__main__")
-                runs[stem] = (namespace, time.perf_counter() - t0, out)
-            finally:
-                sys.argv = saved
-        return runs[stem]
-
-    return run
-
-
-def assert_script_in_time(seconds: float, stem: str) -> None:
-    assert seconds < QUICK_BUDGET + SLACK, (
-        f"{stem} --quick took {seconds:.1f} s, budget {QUICK_BUDGET:.0f} s (+{SLACK:.0f} s slack)"
-    )
-
-
 # ----------------------------------------------------------------------------- 06
 T06_FIGURES = (
     "mask_blurring.png",
@@ -84,7 +52,7 @@ T06_FIGURES = (
 @needs_mnist
 def test_tutorial_06_script_masks_hybrids_mechanism_and_run(script_run):
     ns, seconds, out = script_run(T06, *QUICK_OPTIONS)
-    assert_script_in_time(seconds, T06)
+    assert_in_time(seconds, T06)
     for name in T06_FIGURES:
         assert_png(out / name)
     # the masks: more blurring, larger regions; about half ones
@@ -119,7 +87,7 @@ T07_FIGURES = ("local_fields.png", "unit_means.png", "local_receptive_fields.png
 @needs_mnist
 def test_tutorial_07_script_fields_peer_term_mechanism_and_run(script_run):
     ns, seconds, out = script_run(T07, *QUICK_OPTIONS)
-    assert_script_in_time(seconds, T07)
+    assert_in_time(seconds, T07)
     for name in (*T07_FIGURES, "learning_curve.png"):
         assert_png(out / name)
     # the architecture: fan-in, units, and the pixels a unit sees (10, then 6 + 10 = 16,
@@ -254,7 +222,7 @@ def test_tutorial_08_quick_refuses_a_setting_before_any_work(tmp_path, capsys):
 @needs_mnist
 def test_tutorial_08_script_jitter_mechanism_and_run(script_run):
     ns, seconds, out = script_run(T08, *QUICK_OPTIONS)
-    assert_script_in_time(seconds, T08)
+    assert_in_time(seconds, T08)
     for name in ("jitter_gallery.png", "learning_curve.png", "receptive_fields.png"):
         assert_png(out / name)
     # the cells asserting our jitter = negatives.jitter and our shift-then-step = the

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import ast
 import json
-import runpy
-import sys
-import time
 
 import pytest
 from helpers import (
@@ -67,23 +64,15 @@ def test_full_run_is_the_recipe_that_reproduce_py_runs(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def script_run(tmp_path_factory):
+def t09_run(script_run):
     """``python tutorials/09_recurrent_top_down.py --quick --out DIR --no-progress``, run
     once in this process: (its namespace, wall seconds, out folder)."""
-    out = tmp_path_factory.mktemp(T09)
-    path = TUTORIALS / f"{T09}.py"
-    saved, sys.argv = sys.argv, [str(path), "--quick", "--out", str(out), "--no-progress"]
-    try:
-        t0 = time.perf_counter()
-        namespace = runpy.run_path(str(path), run_name="__main__")
-        return namespace, time.perf_counter() - t0, out
-    finally:
-        sys.argv = saved
+    return script_run(T09, "--no-progress")
 
 
 @needs_mnist
-def test_quick_script_writes_figures_in_time(script_run):
-    _, seconds, out = script_run
+def test_quick_script_writes_figures_in_time(t09_run):
+    _, seconds, out = t09_run
     for name in FIGURES:
         assert_png(out / name)
     assert seconds < QUICK_BUDGET + SLACK, (
@@ -92,8 +81,8 @@ def test_quick_script_writes_figures_in_time(script_run):
 
 
 @needs_mnist
-def test_dynamics_label_arrival_and_local_gradient(script_run):
-    ns, _, _ = script_run
+def test_dynamics_label_arrival_and_local_gradient(t09_run):
+    ns, _, _ = t09_run
     assert ns["step_diff"] < 1e-14  # the written-out blend = damped_step
     assert ns["goodness_diff"] < 1e-12  # the written-out dynamics = goodness_trace
     expected = {
@@ -113,8 +102,8 @@ def test_dynamics_label_arrival_and_local_gradient(script_run):
 
 
 @needs_mnist
-def test_visible_step_equals_the_library_and_differs_from_bptt(script_run):
-    ns, _, _ = script_run
+def test_visible_step_equals_the_library_and_differs_from_bptt(t09_run):
+    ns, _, _ = t09_run
     # the cell asserting equality with RecurrentFFNet.train_step ran, for three steps
     assert len(ns["grad_errors"]) == 3 and max(ns["grad_errors"]) < 1e-5
     bptt = ns["bptt"]
@@ -128,8 +117,8 @@ def test_visible_step_equals_the_library_and_differs_from_bptt(script_run):
 
 
 @needs_mnist
-def test_quick_run_learns(script_run):
-    ns, _, out = script_run
+def test_quick_run_learns(t09_run):
+    ns, _, out = t09_run
     config = json.loads((out / "metrics.json").read_text())["config"]
     assert config["experiment"] == "recurrent"
     assert config["hidden"] == [200, 200] and config["iterations"] == 8
