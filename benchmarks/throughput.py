@@ -88,10 +88,14 @@ def _repeat(fn, seconds: float) -> float:
             return n / dt
 
 
-def train_rate(batch: int, seconds: float, readout: bool, negatives: str) -> float:
-    """Training steps per second of the 4x2000 net at ``batch``."""
+def train_rate(
+    batch: int, seconds: float, readout: bool, negatives: str, fuse: bool = True
+) -> float:
+    """Training steps per second of the 4x2000 net at ``batch`` (``fuse``: the fused
+    momentum GEMM, :attr:`ff_numpy.model.FFNet.fuse_momentum`)."""
     rng = np.random.default_rng(0)
     net = FFNet(N_IN, HIDDEN, rng, peer_strength=0.03)
+    net.fuse_momentum = fuse
     opt = make_optimizer("sgd", 0.01, 0.001)
     ro_opt = make_optimizer("sgd", 0.1, 0.003)
     x = rng.random((batch, N_IN), dtype=np.float32)
@@ -308,6 +312,12 @@ def main(argv=None):
     p.add_argument("--no-readout", action="store_true", help="time the FF layers alone")
     p.add_argument("--json", default=None, help="also write the results to this file")
     p.add_argument(
+        "--no-fuse",
+        action="store_true",
+        help="form each weight gradient before the optimiser's update (the fused momentum "
+        "GEMM off, to measure its gain)",
+    )
+    p.add_argument(
         "--model",
         choices=["supervised", "recurrent", "cifar10"],
         default="supervised",
@@ -332,7 +342,9 @@ def main(argv=None):
         for B in args.batch_sizes:
             # The machine's best on these shapes: bare GEMMs timed before and after.
             before = gemm_rate(B, sizes, args.seconds / 2)
-            steps = train_rate(B, args.seconds, not args.no_readout, args.negatives)
+            steps = train_rate(
+                B, args.seconds, not args.no_readout, args.negatives, not args.no_fuse
+            )
             peak = max(before, gemm_rate(B, sizes, args.seconds / 2))
             achieved = steps * step_flops(B, sizes)
             row = {
@@ -355,6 +367,7 @@ def main(argv=None):
         "net": f"{N_IN}-" + "-".join(map(str, HIDDEN)),
         "readout_included": not args.no_readout,
         "negatives": args.negatives,
+        "fused_momentum": not args.no_fuse,
         "threads": args.threads or "all",
         "machine": platform.machine(),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -12,7 +12,9 @@ written straight into ``c``.
 
 BLAS ``gemm`` computes :math:`C \leftarrow \alpha\, op(A)\, op(B) + \beta\, C`: with
 :math:`\beta` the momentum, the velocity update of SGD rides in the weight-gradient
-product itself (:meth:`ff_numpy.optim.SGD.step_outer`).
+product itself (:meth:`ff_numpy.optim.SGD.step_outer`). A layer hands its weight
+gradient over as an :class:`OuterSum`, the product not yet formed, so that the optimiser
+can do this; anything else forms it with ``np.asarray``.
 """
 
 from __future__ import annotations
@@ -91,6 +93,54 @@ def matmul_tn(
     # (m, B) @ (B, n) -> (m, n), computed as c^T = b^T (a^T)^T on Fortran views
     gemm(alpha, b.T, a.T, beta=beta, c=c.T, trans_b=1, overwrite_c=1)
     return c
+
+
+class OuterSum:
+    r"""The product :math:`a^T d` (shape (m, n)), a sum of B outer products, not yet formed.
+
+    Every weight gradient of a layer has this form, :math:`\partial L / \partial W =
+    x^T\, \partial L / \partial a`. Handed to an optimiser in place of the formed array,
+    it lets :meth:`ff_numpy.optim.SGD.step_outer` form the product straight into the
+    velocity (one GEMM with ``beta`` the momentum) instead of writing a weight-sized
+    array and reading it back; ``np.asarray(g)`` (or ``g.formed()``) gives the array,
+    for an optimiser or a test that needs it. The two give the same numbers
+    (``tests/test_blas.py``; the gain is measured in ``docs/RESULTS.md``).
+
+    Parameters
+    ----------
+    a : ndarray, shape (B, m)
+        The layer's input ``x``.
+    d : ndarray, shape (B, n)
+        ``dL/da``.
+    """
+
+    ndim = 2
+
+    def __init__(self, a: np.ndarray, d: np.ndarray):
+        if a.ndim != 2 or d.ndim != 2 or a.shape[0] != d.shape[0]:
+            raise ValueError(f"OuterSum needs a (B, m) and d (B, n), got {a.shape}, {d.shape}")
+        self.a, self.d = a, d
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.a.shape[1], self.d.shape[1])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.result_type(self.a, self.d)
+
+    def formed(self) -> np.ndarray:
+        """The product as a fresh array: (m, B) @ (B, n) -> (m, n)."""
+        if self.a.dtype == self.d.dtype and self.a.dtype in (np.float32, np.float64):
+            return matmul_tn(self.a, self.d, np.empty(self.shape, dtype=self.dtype))
+        return self.a.T @ self.d
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self.formed()
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"OuterSum(a^T d, shape {self.shape}, not yet formed)"
 
 
 def row_factor(f: np.ndarray, dtype) -> np.ndarray:

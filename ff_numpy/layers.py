@@ -129,6 +129,7 @@ class Dense:
         cache: tuple[np.ndarray, np.ndarray],
         dL_dy: np.ndarray,
         dL_da_extra: np.ndarray | None = None,
+        formed: bool = True,
     ) -> dict[str, np.ndarray]:
         r"""Closed-form gradient of the layer's own loss with respect to ``W`` and ``b``:
         the batch form of the paper's Eq. 3. Nothing is returned for ``x``: no error
@@ -155,6 +156,9 @@ class Dense:
         dL_da_extra : ndarray, shape (B, n_out), optional
             A term added after the ReLU's derivative (peer normalisation, footnote 9,
             whose gradient also reaches units that are off).
+        formed : bool
+            False hands ``dL_dW`` over as the product not yet formed (a speed trick of
+            :meth:`weight_grad`, the same numbers).
 
         Returns
         -------
@@ -169,10 +173,19 @@ class Dense:
             dL_da += dL_da_extra
         # a = x W + b   =>  dL/dW = x^T dL/da: (n_in, B) @ (B, n_out) -> (n_in, n_out)
         #                   dL/db = sum over rows of dL/da
-        return {"W": self.weight_grad(x, dL_da), "b": dL_da.sum(axis=0)}
+        return {"W": self.weight_grad(x, dL_da, formed), "b": dL_da.sum(axis=0)}
 
-    def weight_grad(self, x: np.ndarray, dL_da: np.ndarray) -> np.ndarray:
-        """``dL/dW = x^T dL/da``: (n_in, B) @ (B, n_out) -> (n_in, n_out)."""
+    def weight_grad(self, x: np.ndarray, dL_da: np.ndarray, formed: bool = True) -> np.ndarray:
+        """``dL/dW = x^T dL/da``: (n_in, B) @ (B, n_out) -> (n_in, n_out).
+
+        With ``formed=False`` the product is returned not yet formed
+        (:class:`ff_numpy.blas.OuterSum`): an optimiser receiving it can form it into its
+        own state (SGD: into the velocity, in the same GEMM), which saves passes over a
+        weight-sized array at small batches; ``np.asarray`` forms it. The numbers are
+        the same either way.
+        """
+        if not formed:
+            return blas.OuterSum(x, dL_da)
         return blas.matmul_tn(x, dL_da, np.empty_like(self.W))
 
     def state(self) -> dict[str, np.ndarray]:
@@ -384,13 +397,16 @@ class Masked(Dense):
             blocks.append(g)
         return blocks
 
-    def weight_grad(self, x: np.ndarray, dL_da: np.ndarray) -> np.ndarray:
-        r"""Masked weight gradient :math:`(x^T \partial L/\partial a) \odot M`.
+    def weight_grad(self, x: np.ndarray, dL_da: np.ndarray, formed: bool = True) -> np.ndarray:
+        r"""Masked weight gradient :math:`(x^T \partial L/\partial a) \odot M`
+        (always formed: the mask applies to the product).
 
         Parameters
         ----------
         x : ndarray, shape (B, n_in)
         dL_da : ndarray, shape (B, n_out)
+        formed : bool
+            Ignored: the result is always an array.
 
         Returns
         -------

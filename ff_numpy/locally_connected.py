@@ -565,8 +565,9 @@ class Local:
         return out
 
     # ---------------------------------------------------------------- gradients
-    def weight_grad(self, x: np.ndarray, dL_da: np.ndarray) -> np.ndarray:
-        r"""``dL/dW = x^T dL/da`` at the existing weights only, in ``W``'s layout.
+    def weight_grad(self, x: np.ndarray, dL_da: np.ndarray, formed: bool = True) -> np.ndarray:
+        r"""``dL/dW = x^T dL/da`` at the existing weights only, in ``W``'s layout
+        (always formed: ``formed`` is ignored).
 
         .. math::
             \frac{\partial L}{\partial W_{(l,i),c}} = \sum_n x_{ni}\,
@@ -608,6 +609,7 @@ class Local:
         cache: tuple[np.ndarray, np.ndarray],
         dL_dy: np.ndarray,
         dL_da_extra: np.ndarray | None = None,
+        formed: bool = True,
     ) -> dict[str, np.ndarray]:
         r"""Closed-form gradient of the layer's own loss with respect to ``W`` and ``b``
         (the batch form of the paper's Eq. 3, at the existing weights). Nothing is
@@ -629,6 +631,8 @@ class Local:
         dL_da_extra : ndarray, shape (B, n_out), optional
             A term added after the ReLU's derivative (peer normalisation, whose gradient
             also reaches units that are off).
+        formed : bool
+            Ignored (:meth:`weight_grad` always forms its product).
 
         Returns
         -------
@@ -639,7 +643,7 @@ class Local:
         # The chain rule is Dense's (one definition of Eq. 3): dL/da = dL/dy * [a > 0],
         # dL/dW = x^T dL/da, dL/db = sum of dL/da; this layer's weight_grad forms x^T dL/da
         # at the existing weights only, per block: (K, B) @ (B, N) -> (n_pairs, C_out).
-        return Dense.local_grads(self, cache, dL_dy, dL_da_extra)
+        return Dense.local_grads(self, cache, dL_dy, dL_da_extra, formed)
 
     # ---------------------------------------------------------------- views and state
     def to_dense(self) -> np.ndarray:

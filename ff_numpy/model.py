@@ -141,7 +141,19 @@ class FFNet:
         normalised output before layer ``l + 1`` sees it (:mod:`ff_numpy.blackbox`).
         Training does not change: every layer still learns from its own input.
     dtype : numpy dtype
+
+    Attributes
+    ----------
+    fuse_momentum : bool
+        A speed trick, on by default: the training step hands each dense layer's weight
+        gradient to the optimiser as the product ``x^T dL/da`` not yet formed
+        (``local_grads(..., formed=False)``, :class:`ff_numpy.blas.OuterSum`), and SGD
+        forms it straight into its velocity (one GEMM with ``beta`` the momentum). Off,
+        the gradient is formed first; the numbers are the same (to rounding) and the
+        gain is measured in ``docs/RESULTS.md``.
     """
+
+    fuse_momentum: bool = True
 
     def __init__(
         self,
@@ -647,31 +659,58 @@ class FFNet:
         is_pos = np.arange(2 * B) < B
         s = gd.sign(is_pos, self.objective)  # +1 where G should be high: the objective, once
         losses = {}
-        for l, layer in enumerate(self.layers):
-            Y, cache = layer.forward(X)  # (2B, n_in) @ (n_in, n_out) -> (2B, n_out)
-            if self.dropout:  # y^d = m y / (1 - p), in place: goodness and next layer see y^d
-                Y = dropout(Y, self.dropout, rng, out=Y)
-            starts, theta = self.group_starts[l], self.group_theta[l]
-            s_l = s if starts is None else s[:, None]  # one sign per row, or per location
-            G = self.goodness_fn.G(Y, starts)  # (2B,) or (2B, n_groups)
-            losses[f"layer{l}"] = float(self.loss.L(G, s_l, theta).sum() / B)
-            # Mean over the B examples of (positive loss + negative loss).
-            dL_dG = self.loss.dL_dG(G, s_l, theta) / B  # Eq. 1's loss: -s sigmoid(-s (G - theta))
-            if self.dropout:  # y^d = m y / (1 - p): the factor 1 / (1 - p) (m is in Y's zeros)
-                dL_dG = dL_dG / (1.0 - self.dropout)
-            dL_dy = self.goodness_fn.dL_dy(Y, dL_dG, starts)  # dG/dy = 2 y: (2B, n_out)
-            extra = None
-            if self.peers[l] is not None:  # peer normalisation (footnote 9): positive rows,
-                self.peers[l].update(Y[:B])  # added after the ReLU's derivative
-                extra = np.zeros_like(Y)
-                extra[:B] = self.peers[l].dL_da() / B
-            g = layer.local_grads(cache, dL_dy, extra)  # Eq. 3: {"W": X^T dL_da, "b": ...}
-            if grads is not None:
-                grads[f"layer{l}"] = {k: v.copy() for k, v in g.items()}
-            opt.update(layer.params(), g, lr_scale, prefix=f"layer{l}.")
+        for l in range(len(self.layers)):
+            Y, losses[f"layer{l}"] = self.layer_step(l, X, s, rng, opt, lr_scale, grads)
             X = self.normalize_layer(l, Y, out=Y)  # the next layer sees only the orientation
             if features is not None and l in self.score_layers:
                 features[l] = X[:B].copy()
             if l in self.boxes:  # FF needs no derivative of what happens in between
                 X = normalize(self.boxes[l](X, rng), self.norm)
         return losses
+
+    def layer_step(self, l, X, s, rng, opt, lr_scale, grads=None) -> tuple[np.ndarray, float]:
+        """Layer ``l``'s own update from its input: forward, goodness, loss, Eq. 3, step.
+
+        Parameters
+        ----------
+        l : int
+        X : ndarray, shape (2B, n_in)
+            The layer's normalised input: ``B`` positive rows, then ``B`` negative.
+        s : ndarray, shape (2B,)
+            :func:`ff_numpy.goodness.sign` of every row.
+        rng, opt, lr_scale, grads
+            As for :meth:`ff_sweep`.
+
+        Returns
+        -------
+        Y : ndarray, shape (2B, n_out)
+            The layer's activities (not yet normalised), computed before the update.
+        loss : float
+            Mean over the B pairs of (positive loss + negative loss).
+        """
+        B = len(s) // 2
+        layer = self.layers[l]
+        Y, cache = layer.forward(X)  # (2B, n_in) @ (n_in, n_out) -> (2B, n_out)
+        if self.dropout:  # y^d = m y / (1 - p), in place: goodness and next layer see y^d
+            Y = dropout(Y, self.dropout, rng, out=Y)
+        starts, theta = self.group_starts[l], self.group_theta[l]
+        s_l = s if starts is None else s[:, None]  # one sign per row, or per location
+        G = self.goodness_fn.G(Y, starts)  # (2B,) or (2B, n_groups)
+        loss = float(self.loss.L(G, s_l, theta).sum() / B)
+        # Mean over the B examples of (positive loss + negative loss).
+        dL_dG = self.loss.dL_dG(G, s_l, theta) / B  # Eq. 1's loss: -s sigmoid(-s (G - theta))
+        if self.dropout:  # y^d = m y / (1 - p): the factor 1 / (1 - p) (m is in Y's zeros)
+            dL_dG = dL_dG / (1.0 - self.dropout)
+        dL_dy = self.goodness_fn.dL_dy(Y, dL_dG, starts)  # dG/dy = 2 y: (2B, n_out)
+        extra = None
+        if self.peers[l] is not None:  # peer normalisation (footnote 9): positive rows,
+            self.peers[l].update(Y[:B])  # added after the ReLU's derivative
+            extra = np.zeros_like(Y)
+            extra[:B] = self.peers[l].dL_da() / B
+        # Eq. 3: {"W": X^T dL_da, "b": ...}; with fuse_momentum, "W" is that product
+        # still to be formed, which SGD forms into its velocity (same numbers)
+        g = layer.local_grads(cache, dL_dy, extra, formed=not self.fuse_momentum)
+        if grads is not None:  # copies (formed): the optimiser may use g as scratch
+            grads[f"layer{l}"] = {k: np.array(v) for k, v in g.items()}
+        opt.update(layer.params(), g, lr_scale, prefix=f"layer{l}.")
+        return Y, loss  # the step's weight-sized temporaries are freed here

@@ -96,8 +96,11 @@ class Optimizer:
         ----------
         params : dict of str to ndarray
             The arrays to update (e.g. a layer's ``params()``).
-        grads : dict of str to ndarray
-            Their gradients, same names and shapes (may be overwritten: scratch).
+        grads : dict of str to ndarray or ff_numpy.blas.OuterSum
+            Their gradients, same names and shapes (may be overwritten: scratch). A
+            weight gradient may come as the product ``x^T dL/da`` not yet formed
+            (:class:`ff_numpy.blas.OuterSum`): :meth:`step_outer` then updates from it,
+            and SGD forms it inside its own velocity update.
         lr_scale : float
             The schedule's factor.
         prefix : str
@@ -105,7 +108,11 @@ class Optimizer:
             slots ``"layer0.W"`` and ``"layer0.b"``), so one optimiser serves many layers.
         """
         for name, param in params.items():
-            self.step(prefix + name, param, grads[name], lr_scale, decay=param.ndim >= 2)
+            grad, decay = grads[name], param.ndim >= 2
+            if isinstance(grad, blas.OuterSum):  # x^T dL/da not yet formed: see step_outer
+                self.step_outer(prefix + name, param, grad.a, grad.d, lr_scale, decay)
+            else:
+                self.step(prefix + name, param, grad, lr_scale, decay)
 
     def step(
         self, key: str, param: np.ndarray, grad: np.ndarray, lr_scale: float = 1.0, decay=True

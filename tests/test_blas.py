@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ff_numpy import blas
+from ff_numpy.optim import SGD, Adam
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 1e-5)])
@@ -62,3 +63,44 @@ def test_row_factor_rounds_to_the_target_dtype_before_the_test():
     f = np.array([1e-40, -1e-39, 1e-20])
     out = blas.row_factor(f, np.float32)
     np.testing.assert_array_equal(out, np.array([0.0, 0.0, 1e-20], dtype=np.float32))
+
+
+# ---------------------------------------------------------------- OuterSum: the fused update
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_outer_sum_forms_the_product_x_transpose_d(dtype):
+    rng = np.random.default_rng(3)
+    a, d = rng.standard_normal((7, 5)).astype(dtype), rng.standard_normal((7, 4)).astype(dtype)
+    g = blas.OuterSum(a, d)
+    assert g.shape == (5, 4) and g.dtype == dtype and "not yet formed" in repr(g)
+    want = a.astype(np.float64).T @ d.astype(np.float64)
+    tol = 1e-13 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(np.asarray(g), want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(g.formed(), want, rtol=tol, atol=tol)
+    with pytest.raises(ValueError, match=r"a \(B, m\) and d \(B, n\)"):
+        blas.OuterSum(a, d[:6])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SGD(0.1, 0.9, 0.9, 1e-2),
+        lambda: SGD(0.1, weight_decay=1e-3),
+        lambda: Adam(0.01, weight_decay=0.1),
+    ],
+    ids=["sgd-momentum", "sgd-plain", "adam"],
+)
+def test_update_from_an_outer_sum_equals_the_update_from_the_formed_gradient(make):
+    """opt.update with the product not yet formed (SGD: formed inside its velocity's
+    GEMM) is the plain update of the formed gradient, float64 to 1e-12, biases too."""
+    rng = np.random.default_rng(4)
+    W, b = rng.standard_normal((6, 5)), rng.standard_normal(5)
+    W_ref, b_ref = W.copy(), b.copy()
+    fused, plain = make(), make()
+    for step in range(5):
+        x, d = rng.standard_normal((3, 6)), rng.standard_normal((3, 5))
+        fused.update({"W": W, "b": b}, {"W": blas.OuterSum(x, d), "b": d.sum(0)}, 0.5 + step)
+        plain.update({"W": W_ref, "b": b_ref}, {"W": x.T @ d, "b": d.sum(0)}, 0.5 + step)
+    np.testing.assert_allclose(W, W_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(b, b_ref, rtol=1e-12, atol=1e-12)
+    for key, state in plain.state().items():
+        np.testing.assert_allclose(fused.state()[key], state, rtol=1e-12, atol=1e-12)
