@@ -9,7 +9,12 @@ Every layer has one interface, so a model can stack any of them:
 
 * ``forward(x) -> (y, cache)``: the activities and what the gradient needs;
 * ``local_grads(cache, dL_dy) -> {"W": dL_dW, "b": dL_db}``: the closed-form gradient of
-  the layer's own loss with respect to its own parameters (the keys of ``params()``).
+  the layer's own loss with respect to its own parameters (the keys of ``params()``);
+* ``location_starts() -> ndarray or None``: the first unit of every location of a locally
+  connected layer (None for a dense one), where a goodness or a normalisation per
+  location is taken;
+* ``config() -> dict``: what rebuilds the layer's shape and structure, never its weights
+  (:func:`layer_from_config` rebuilds it, ``load_state`` restores the weights).
 
 The derivative with respect to the activities, ``dL_dy``, comes from the goodness
 (:mod:`ff_numpy.goodness`), whose own derivative comes from the loss
@@ -77,6 +82,20 @@ class Dense:
     def params(self) -> dict[str, np.ndarray]:
         """The trainable arrays by name (the optimiser updates them in place)."""
         return {"W": self.W, "b": self.b}
+
+    def location_starts(self) -> np.ndarray | None:
+        """None: a dense layer has no locations (its goodness and normalisation are
+        taken over all its units)."""
+        return None
+
+    def config(self) -> dict:
+        """What rebuilds the layer (JSON-serialisable; the weights are not in it)."""
+        return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out}
+
+    @classmethod
+    def from_config(cls, cfg: dict, rng: np.random.Generator, dtype=np.float32) -> Dense:
+        """The layer of :meth:`config`, its initial weights drawn from ``rng``."""
+        return cls(cfg["n_in"], cfg["n_out"], rng, dtype)
 
     def forward(
         self, x: np.ndarray, out: np.ndarray | None = None
@@ -281,6 +300,11 @@ class Masked(Dense):
     dtype : numpy dtype
     fast : bool
         Use the local path in :meth:`forward` and :meth:`weight_grad`.
+    channels : int, optional
+        Units per location (:meth:`from_fields` gives it): a new location starts every
+        ``channels`` units (:meth:`location_starts`), even where two neighbours see the
+        same inputs. Without it, a location is a run of adjacent units with the same
+        field.
 
     Attributes
     ----------
@@ -300,6 +324,7 @@ class Masked(Dense):
         rng: np.random.Generator,
         dtype=np.float32,
         fast: bool = True,
+        channels: int | None = None,
     ):
         if n_in < 1 or n_out < 1:
             raise ValueError(f"Masked needs positive sizes, got n_in={n_in}, n_out={n_out}")
@@ -320,12 +345,46 @@ class Masked(Dense):
         self.W = (z * self.mask).astype(dtype)
         self.b = np.zeros(n_out, dtype=dtype)
         self.fast = bool(fast)
+        if channels is not None and (int(channels) != channels or channels < 1):
+            raise ValueError(f"channels must be a positive int, got {channels!r}")
+        self.channels = None if channels is None else int(channels)
         self.groups = _location_groups(mask != 0)
 
     @classmethod
     def from_fields(cls, fields, rng: np.random.Generator, dtype=np.float32, fast: bool = True):
-        """The layer of :class:`ff_numpy.masks.LocalFields` ``fields``."""
-        return cls(fields.n_in, fields.n_out, fields.mask(dtype), rng, dtype, fast)
+        """The layer of :class:`ff_numpy.masks.LocalFields` (or ``RaggedFields``) ``fields``:
+        its mask, and a location every ``fields.channels`` units."""
+        return cls(fields.n_in, fields.n_out, fields.mask(dtype), rng, dtype, fast, fields.channels)
+
+    def location_starts(self) -> np.ndarray:
+        """The first unit of every location, shape (n_loc,): of every group, and of
+        every ``channels`` units if given (neighbours seeing the same inputs are one
+        group for the products but two locations)."""
+        starts = np.array([start for _, start, _ in self.groups])
+        if self.channels is not None:
+            starts = np.union1d(starts, np.arange(0, self.n_out, self.channels))
+        return starts
+
+    def config(self) -> dict:
+        """What rebuilds the layer: its sizes and its groups ``[start, stop, field]``
+        (the mask), ``channels`` and ``fast`` (JSON-serialisable; no weights)."""
+        return {
+            "type": "Masked",
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "groups": [[start, stop, field.tolist()] for field, start, stop in self.groups],
+            "channels": self.channels,
+            "fast": self.fast,
+        }
+
+    @classmethod
+    def from_config(cls, cfg: dict, rng: np.random.Generator, dtype=np.float32) -> Masked:
+        """The layer of :meth:`config`, its initial weights drawn from ``rng``."""
+        mask = np.zeros((cfg["n_in"], cfg["n_out"]), dtype=dtype)
+        for start, stop, field in cfg["groups"]:
+            mask[field, start:stop] = 1  # units start:stop see the inputs in field
+        fast, channels = cfg.get("fast", True), cfg.get("channels")
+        return cls(cfg["n_in"], cfg["n_out"], mask, rng, dtype, fast, channels)
 
     # ---------------------------------------------------------------- forward
     def forward(self, x: np.ndarray, out: np.ndarray | None = None):
@@ -452,3 +511,26 @@ def _location_groups(mask: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
     starts = np.flatnonzero(new)
     stops = np.append(starts[1:], n_out)
     return [(np.flatnonzero(cols[s]), int(s), int(e)) for s, e in zip(starts, stops)]
+
+
+def layer_types() -> dict[str, type]:
+    """The layer parts by the ``"type"`` their ``config()`` records."""
+    from ff_numpy.locally_connected import Local  # that module builds on this one
+
+    return {"Dense": Dense, "Masked": Masked, "Local": Local}
+
+
+def layer_from_config(cfg: dict, rng: np.random.Generator, dtype=np.float32):
+    """The layer that ``cfg`` (a layer's ``config()``) describes, its initial weights
+    drawn from ``rng`` (``load_state`` then restores saved ones).
+
+    Raises
+    ------
+    ValueError
+        If ``cfg`` names no known layer type.
+    """
+    types = layer_types()
+    kind = cfg.get("type") if isinstance(cfg, dict) else None
+    if kind not in types:
+        raise ValueError(f"unknown layer type {kind!r}: expected one of {sorted(types)}")
+    return types[kind].from_config(cfg, rng, dtype)

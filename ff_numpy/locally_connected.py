@@ -432,6 +432,41 @@ class Local:
         """The trainable arrays by name (the optimiser updates them in place)."""
         return {"W": self.W, "b": self.b}
 
+    def location_starts(self) -> np.ndarray:
+        """The first unit of every location, shape (n_loc,): the units are location-major
+        (``unit = loc * C_out + c``), so location ``loc`` starts at ``loc * C_out``."""
+        return np.arange(0, self.n_out, self.fields.channels)
+
+    # ---------------------------------------------------------------- config
+    def config(self) -> dict:
+        """What rebuilds the layer (JSON-serialisable; no weights): its fields, as the
+        arguments of :class:`ff_numpy.masks.RaggedFields`, and its :meth:`set_block`."""
+        f = self.fields
+        fields = {
+            "indptr": f.indptr.tolist(),
+            "indices": f.indices.tolist(),
+            "channels": int(f.channels),
+            "n_in": int(f.n_in),
+            "grid": [int(g) for g in f.grid],
+        }
+        return {"type": "Local", "fields": fields, "block": list(self.block), **self._options}
+
+    @classmethod
+    def from_config(cls, cfg: dict, rng: np.random.Generator, dtype=np.float32) -> Local:
+        """The layer of :meth:`config`, its initial weights drawn from ``rng``."""
+        f = cfg["fields"]
+        fields = masks.RaggedFields(
+            np.asarray(f["indptr"], dtype=np.int64),
+            np.asarray(f["indices"], dtype=np.int64),
+            int(f["channels"]),
+            int(f["n_in"]),
+            tuple(int(g) for g in f["grid"]),
+        )
+        layer = cls(fields, rng, dtype)
+        options = {k: cfg[k] for k in ("bands", "strided", "max_mnk") if k in cfg}
+        layer.set_block(cfg.get("block", cls.BLOCK), **options)
+        return layer
+
     # ---------------------------------------------------------------- blocks
     def set_block(
         self,

@@ -35,7 +35,7 @@ import numpy as np
 from ff_numpy import goodness as gd
 from ff_numpy import loss as lossmod
 from ff_numpy.blackbox import BlackBox
-from ff_numpy.layers import Dense, Masked, dropout
+from ff_numpy.layers import Dense, Masked, dropout, layer_from_config
 from ff_numpy.masks import paper_local_architecture
 from ff_numpy.negatives import (
     N_BLUR,
@@ -77,7 +77,7 @@ class FFNet:
         The hidden layers themselves (``forward``/``local_grads``; any mix of
         :class:`~ff_numpy.layers.Dense`, :class:`~ff_numpy.layers.Masked`,
         :class:`~ff_numpy.locally_connected.Local`); each layer's ``n_out`` must be the
-        next one's ``n_in``.
+        next one's ``n_in``. :meth:`config` records each layer's ``config()``.
     loss : loss part, optional
         ``L(G, s, theta)`` and ``dL_dG``; default :class:`ff_numpy.loss.Logistic` (Eq. 1).
     negatives : str or negative-data part, optional
@@ -98,7 +98,8 @@ class FFNet:
         Locally connected layers (:class:`~ff_numpy.layers.Masked`) instead of dense
         ones: ``"paper"`` is the architecture of footnote 8
         (:func:`ff_numpy.masks.paper_local_architecture`); ``hidden`` must then list its
-        sizes (2048, 1980, 2048).
+        sizes (2048, 1980, 2048). A net given ``layers`` of which any has locations
+        (``layer.location_starts()`` not None) is local too, ``local = "custom"``.
     objective : {"max", "min"}
         Whether positive data should have high (``"max"``) or low goodness.
     goodness : {"ssq", "sum"} or goodness part
@@ -221,9 +222,10 @@ class FFNet:
                 raise ValueError(f"label positions do not fit in an input of size {n_in}")
         sizes = [int(n_in)] + hidden
         self.local = local
+        self.composed = layers is not None  # config() then records every layer's config
         if layers is not None:
             self.layers = layers
-            if local is None and any(isinstance(layer, Masked) for layer in layers):
+            if local is None and any(layer.location_starts() is not None for layer in layers):
                 self.local = "custom"
         elif local is None:
             self.layers = [Dense(a, b, rng, dtype) for a, b in zip(sizes[:-1], sizes[1:])]
@@ -288,13 +290,13 @@ class FFNet:
         if self.local is None:
             return
         for l, layer in enumerate(self.layers):
-            if not hasattr(layer, "groups"):  # a dense layer among local ones
+            starts = layer.location_starts()  # first unit of every location, or None
+            if starts is None:  # a dense layer among local ones
                 if "location" in (goodness_per, norm_per):
                     raise ValueError(f"layer {l} has no locations ({goodness_per=}, {norm_per=})")
                 continue
-            runs = sorted((start, stop) for _, start, stop in layer.groups)
-            starts = np.array([a for a, _ in runs])
-            if starts[0] != 0 or any(b != a for (_, b), (a, _) in zip(runs[:-1], runs[1:])):
+            starts = np.asarray(starts)
+            if starts[0] != 0 or np.any(np.diff(starts) <= 0) or starts[-1] >= layer.n_out:
                 raise ValueError(f"the locations of layer {l} do not tile its units")
             if norm_per == "location":
                 self.norm_starts[l] = starts
@@ -312,8 +314,10 @@ class FFNet:
 
     # ------------------------------------------------------------------ config / state
     def config(self) -> dict:
-        """Everything needed to rebuild the architecture (JSON-serialisable)."""
-        return {
+        """Everything needed to rebuild the architecture (JSON-serialisable). A net
+        composed from ``layers`` also records each layer's ``config()`` under
+        ``"layers"``."""
+        cfg = {
             "n_in": self.n_in,
             "hidden": self.hidden,
             "n_classes": self.n_classes,
@@ -335,10 +339,20 @@ class FFNet:
             "boxes": {str(l): box.config() for l, box in self.boxes.items()},
             "hybrid_blur": self.hybrid_blur,
         } | ({} if self.loss.name == "logistic" else {"loss": self.loss.config()})
+        if self.composed:
+            cfg["layers"] = [layer.config() for layer in self.layers]
+        return cfg
 
     @classmethod
     def from_config(cls, cfg: dict, rng: np.random.Generator | None = None) -> FFNet:
-        """Rebuild from :meth:`config` (weights are then loaded with :meth:`load_state`)."""
+        """Rebuild from :meth:`config` (weights are then loaded with :meth:`load_state`):
+        from its sizes and ``"local"``, or, for a composed net, from ``"layers"``
+        (:func:`ff_numpy.layers.layer_from_config`)."""
+        rng = rng or np.random.default_rng(0)
+        dtype = np.dtype(cfg["dtype"])
+        layers = None
+        if "layers" in cfg:  # composed from parts: every layer rebuilt from its own config
+            layers = [layer_from_config(c, rng, dtype) for c in cfg["layers"]]
         supervised = cfg.get("supervised", True)
         code = (
             LabelCode(cfg["n_classes"], cfg["label_positions"], cfg["label_strength"])
@@ -347,8 +361,9 @@ class FFNet:
         )
         return cls(
             cfg["n_in"],
-            cfg["hidden"],
-            rng or np.random.default_rng(0),
+            cfg["hidden"],  # a composed net takes its sizes from its layers
+            rng,
+            layers=layers,
             label_code=code,
             n_classes=cfg["n_classes"],
             supervised=supervised,
@@ -369,7 +384,7 @@ class FFNet:
             },  # permutations are restored by load_state
             hybrid_blur=cfg.get("hybrid_blur", N_BLUR),  # runs saved before the option
             loss=lossmod.make_loss(**cfg.get("loss", {"name": "logistic"})),
-            dtype=np.dtype(cfg["dtype"]),
+            dtype=dtype,
         )
 
     def state(self) -> dict[str, np.ndarray]:

@@ -567,3 +567,75 @@ def test_inputs_of_any_layout_and_dtype():
     assert layer.linear(x[:0]).shape == (0, layer.n_out)
     assert not layer.weight_grad(x[:0], dL_da[:0]).any()
     assert input_grad(layer, dL_da[:0]).shape == (0, layer.n_in)
+
+
+# ----------------------------------------------------------------------------- in a net
+def _stack_fields():
+    """Three stacked fields over a 4 x 5 input (20 inputs, 10 of them the label): same-size
+    3 x 3 fields (20 -> 60), fields wider than the map, so that all locations see the
+    same inputs (60 -> 40), and fixed-width fields over a 2 x 2 grid (40 -> 16)."""
+    f1 = masks.same_size_fields((4, 5, 1), 3, 3)
+    f2 = masks.same_size_fields((4, 5, 3), 2, 9)
+    f3 = masks.grid_fields((4, 5), 2, (2, 2), (2, 3), 4, stride=2)
+    return [f1, f2, f3]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_location_starts_are_the_locations_of_the_fields(seed):
+    """A location is ``channels`` adjacent units seeing its field, in ``to_dense()`` and
+    in the ``Masked`` layer of the same fields (even where neighbours see the same
+    inputs)."""
+    rng = np.random.default_rng(seed)
+    fields = _random_fields(rng) if seed % 2 else _random_ragged_fields(rng)
+    layer = Local(fields, rng, dtype=np.float64)
+    starts = layer.location_starts()
+    np.testing.assert_array_equal(starts, np.arange(fields.n_loc) * fields.channels)
+    np.testing.assert_array_equal(Masked.from_fields(fields, rng).location_starts(), starts)
+    sees = layer.to_dense() != 0  # (n_in, n_out); the random weights are never 0
+    for loc, start in enumerate(starts):
+        for unit in range(start, start + fields.channels):
+            np.testing.assert_array_equal(np.flatnonzero(sees[:, unit]), fields.field(loc))
+
+
+@pytest.mark.parametrize(
+    "goodness_per, norm_per",
+    [("location", "location"), ("location", "layer"), ("layer", "location")],
+)
+def test_net_of_local_layers_trains_as_the_masked_net(goodness_per, norm_per):
+    """An ``FFNet`` of ``Local`` layers, goodness and normalisation per location, and the
+    same net of ``Masked`` layers (same fields and weights): four steps of SGD with
+    momentum give the same losses, weights and goodness (float64, rel. error < 1e-10)."""
+    from ff_numpy.model import FFNet
+    from ff_numpy.optim import SGD
+
+    rng = np.random.default_rng(0)
+    local = [Local(f, rng, dtype=np.float64) for f in _stack_fields()]
+    masked = []
+    for layer in local:
+        layer.b[:] = np.abs(rng.standard_normal(layer.n_out)) * 0.3  # most units on
+        ref = Masked.from_fields(layer.fields, rng, np.float64)
+        ref.W[...], ref.b[...] = layer.to_dense(), layer.b
+        masked.append(ref)
+    options = {"goodness_per": goodness_per, "norm_per": norm_per, "peer_strength": 0.03}
+    nets = [FFNet(layers=ls, dtype=np.float64, **options) for ls in (local, masked)]
+    assert nets[0].local == nets[1].local == "custom"
+    for a, b in zip(*(net.group_starts + net.norm_starts for net in nets)):
+        np.testing.assert_array_equal(a, b)  # the same locations (or both None)
+    data = np.random.default_rng(1)
+    opts = [(SGD(0.05, momentum=0.9), SGD(0.1, momentum=0.9)) for _ in nets]
+    for step in range(4):
+        x, labels = data.random((6, 20)), data.integers(0, 10, size=6)
+        out = [
+            net.train_step(x, labels, np.random.default_rng(step), *opt)
+            for net, opt in zip(nets, opts)
+        ]
+        for key in out[1]:
+            assert_close(out[0][key], out[1][key], 1e-10, f"step {step}: loss {key}")
+    for l, (a, b) in enumerate(zip(*(net.layers for net in nets))):
+        assert_close(a.to_dense(), b.W, 1e-10, f"layer {l}: W after the steps")
+        assert_close(a.b, b.b, 1e-10, f"layer {l}: b after the steps")
+    assert_close(nets[0].readout.V, nets[1].readout.V, 1e-10, "readout V")
+    x = data.random((5, 20))
+    G = [net.goodness_per_label(x) for net in nets]
+    assert_close(G[0], G[1], 1e-10, "goodness per label")
+    assert np.ptp(G[0]) > 0  # the nets learned something that differs between labels

@@ -14,7 +14,7 @@ from gradcheck import AUTOGRAD_TOL, FD_TOL, assert_close, numerical_grad, sample
 
 from ff_numpy import goodness as gd
 from ff_numpy import masks
-from ff_numpy.layers import Masked
+from ff_numpy.layers import Dense, Masked, layer_from_config
 from ff_numpy.optim import SGD, Adam
 
 SEEDS = [0, 1, 2, 3]
@@ -170,6 +170,30 @@ def test_masked_rejects_bad_masks():
         Masked(2, 2, np.full((2, 2), 0.5), rng)
     with pytest.raises(ValueError, match="unit 1 has none"):
         Masked(2, 2, np.array([[1, 0], [1, 0]]), rng)
+
+
+def test_locations_and_config_of_the_layers():
+    """``location_starts``: a location every ``channels`` units (from the fields), runs
+    of equal fields (from a raw mask), none for ``Dense``; ``config`` rebuilds the mask,
+    groups and options (no weights), and ``channels`` must be a positive int."""
+    rng = np.random.default_rng(0)
+    l1 = masks.paper_local_architecture()[0]
+    layer = Masked.from_fields(l1, rng, fast=False)
+    np.testing.assert_array_equal(layer.location_starts(), np.arange(0, 2048, 128))
+    raw = Masked(3, 4, np.array([[1, 1, 0, 1], [0, 0, 1, 1], [1, 1, 1, 1]]), rng)
+    np.testing.assert_array_equal(raw.location_starts(), [0, 2, 3])
+    assert Dense(3, 4, rng).location_starts() is None
+    for lay in (layer, raw, Dense(3, 4, rng)):
+        cfg = lay.config()
+        assert "W" not in cfg and "b" not in cfg
+        again = layer_from_config(cfg, rng, np.float64)
+        assert type(again) is type(lay) and again.config() == cfg
+        assert again.W.shape == lay.W.shape and again.W.dtype == np.float64
+        np.testing.assert_array_equal(getattr(again, "mask", 0), getattr(lay, "mask", 0))
+    with pytest.raises(ValueError, match="channels must be a positive int"):
+        Masked(3, 4, np.ones((3, 4)), rng, channels=0)
+    with pytest.raises(ValueError, match="unknown layer type None"):
+        layer_from_config({"n_in": 3}, rng)
 
 
 @pytest.mark.parametrize("fields_kind", ["grid", "arbitrary"])

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from gradcheck import AUTOGRAD_TOL, assert_close
 
-from ff_numpy import checkpoint
+from ff_numpy import checkpoint, masks
+from ff_numpy.layers import Dense, Masked
+from ff_numpy.locally_connected import Local
 from ff_numpy.model import FFNet
 from ff_numpy.negatives import LabelCode, hard_wrong_labels, random_wrong_labels
 from ff_numpy.norm import normalize, normalize_grouped
@@ -287,6 +289,58 @@ def test_checkpoint_roundtrip_restores_model_exactly(tmp_path):
     other.load_state(arrays)
     np.testing.assert_array_equal(other.goodness_per_label(x), net.goodness_per_label(x))
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary left behind
+
+
+def _composed_net(kind: str) -> FFNet:
+    """A net composed from parts: Dense, then Masked over fields and over a raw mask; or
+    Local layers (one with its own block shape), goodness and norm per location."""
+    rng = np.random.default_rng(0)
+    if kind == "dense+masked":
+        fields = masks.grid_fields((2, 2), 3, (1, 2), (2, 1), 2)  # 12 -> 4
+        mask = np.array([[1, 0, 1], [1, 1, 0], [0, 1, 0], [0, 1, 1]])  # 4 -> 3
+        layers = [Dense(N_IN, 12, rng), Masked.from_fields(fields, rng), Masked(4, 3, mask, rng)]
+        return FFNet(layers=layers, score_layers=[1, 2], peer_strength=0.03)
+    first = Local(masks.same_size_fields((4, 5, 1), 3, 3), rng)  # 20 -> 60
+    second = Local(masks.same_size_fields((4, 5, 3), 2, 5), rng)  # 60 -> 40
+    second.set_block((2, 1), bands=False)
+    return FFNet(layers=[first, second], goodness_per="location", norm_per="location")
+
+
+@pytest.mark.parametrize("kind", ["dense+masked", "local"])
+def test_composed_net_saves_and_loads(tmp_path, kind):
+    """A composed net's config records its layers; the loaded net is the same net: its
+    layers, locations, goodness and predictions are the saved net's."""
+    from ff_numpy.experiments.saved import load_ffnet
+
+    net = _composed_net(kind)
+    x, labels = _batch(0)
+    for step in range(2):
+        net.train_step(x, labels, np.random.default_rng(step), SGD(0.1), SGD(0.1))
+    cfg = net.config()
+    assert [c["type"] for c in cfg["layers"]] == [type(layer).__name__ for layer in net.layers]
+    path = checkpoint.save(tmp_path / "model.npz", net.state(), {"config": {"model": cfg}})
+    other = load_ffnet(path)
+    assert [type(layer) for layer in other.layers] == [type(layer) for layer in net.layers]
+    assert other.config() == cfg and other.local == net.local
+    for a, b in zip(other.group_starts + other.norm_starts, net.group_starts + net.norm_starts):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(other.layers, net.layers):
+        np.testing.assert_array_equal(a.W, b.W)
+        assert getattr(a, "block", None) == getattr(b, "block", None)
+    np.testing.assert_array_equal(other.goodness_per_label(x), net.goodness_per_label(x))
+    np.testing.assert_array_equal(other.predict_softmax(x), net.predict_softmax(x))
+    assert "layers" not in _net(0).config()  # a net built from its sizes: as before
+
+
+def test_unknown_layer_type_in_a_config_is_named(tmp_path):
+    net = _composed_net("dense+masked")
+    cfg = net.config()
+    cfg["layers"][1]["type"] = "Conv2D"
+    with pytest.raises(ValueError, match="unknown layer type 'Conv2D'"):
+        FFNet.from_config(cfg)
+    path = checkpoint.save(tmp_path / "m.npz", net.state(), {"config": {"model": cfg}})
+    with pytest.raises(ValueError, match="malformed model configuration: unknown layer type"):
+        checkpoint.load_model(FFNet, path, "FFNet configuration")
 
 
 def test_checkpoint_rejects_bad_files(tmp_path):

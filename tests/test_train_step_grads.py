@@ -20,6 +20,7 @@ from ff_numpy import goodness as gd
 from ff_numpy import loss as lossmod
 from ff_numpy import masks
 from ff_numpy.layers import Dense, Masked
+from ff_numpy.locally_connected import Local
 from ff_numpy.model import FFNet
 from ff_numpy.negatives import random_wrong_labels
 from ff_numpy.norm import normalize
@@ -36,13 +37,15 @@ def _layers(kind: str, rng):
     """Two layers of the given type, float64."""
     if kind == "dense":
         return [Dense(N_IN, 9, rng, np.float64), Dense(9, 7, rng, np.float64)]
-    # masked: local fields over a 4 x 5 input grid (the 20 inputs), then over its 2 x 2 grid
+    # masked, local: fields over a 4 x 5 input grid (the 20 inputs), then over its 2 x 2 grid
     f1 = masks.image_fields((4, 5), (2, 2), (2, 3), (2, 2), 3)  # 20 -> 12 units
     f2 = masks.grid_fields((2, 2), 3, (1, 2), (2, 1), 2)  # 12 -> 4 units
+    if kind == "local":  # the same fields, only the existing weights stored
+        return [Local(f, rng, np.float64) for f in (f1, f2)]
     return [Masked.from_fields(f, rng, np.float64) for f in (f1, f2)]
 
 
-def _net(layer_kind, goodness, objective, loss, per="layer", seed=0):
+def _net(layer_kind, goodness, objective, loss, per="layer", norm_per="layer", seed=0):
     rng = np.random.default_rng(seed)
     layers = _layers(layer_kind, rng)
     for layer in layers:  # biases that keep most units on: no vacuous check
@@ -53,6 +56,7 @@ def _net(layer_kind, goodness, objective, loss, per="layer", seed=0):
         objective=objective,
         loss=loss,
         goodness_per=per,
+        norm_per=norm_per,
         theta=[0.6 * layer.n_out for layer in layers],
         dtype=np.float64,
     )
@@ -66,11 +70,22 @@ def _inputs(seed=1):
     return x, labels
 
 
-def _reference_loss(xp, W, b, X, mask, net, l, s):
+def _linear(xp, W, X, layer):
+    """``x W`` of ``layer`` with the weights ``W`` (in the layer's own layout)."""
+    if isinstance(layer, Local):  # a_(l,c) = sum over the field F_l of x_i W_(l,i),c
+        f = layer.fields
+        member = f.pair_locations()[None, :] == np.arange(f.n_loc)[:, None]  # (n_loc, n_pairs)
+        # (n_loc, n_pairs), (2B, n_pairs), (n_pairs, C) -> (2B, n_loc, C)
+        a = xp.einsum("lp,np,pc->nlc", member.astype(float), X[:, f.indices], W)
+        return xp.reshape(a, (X.shape[0], f.n_out))  # unit l * C + c
+    if isinstance(layer, Masked):
+        W = W * layer.mask
+    return xp.dot(X, W)  # (2B, n_in) @ (n_in, n_out)
+
+
+def _reference_loss(xp, W, b, X, net, l, s):
     """Layer ``l``'s loss from the paper's equations, in array module ``xp``."""
-    if mask is not None:
-        W = W * mask
-    a = xp.dot(X, W) + b  # (2B, n_in) @ (n_in, n_out)
+    a = _linear(xp, W, X, net.layers[l]) + b
     y = xp.maximum(a, 0.0)
     v = y * y if net.goodness == "ssq" else y
     starts = net.group_starts[l]
@@ -104,10 +119,7 @@ def _step_and_reference(net):
     inputs = []
     for l, (W, b) in enumerate(old):
         inputs.append(X)
-        layer = net.layers[l]
-        mask = getattr(layer, "mask", None)
-        Wm = W if mask is None else W * mask
-        X = net.normalize_layer(l, np.maximum(X @ Wm + b, 0))
+        X = net.normalize_layer(l, np.maximum(_linear(np, W, X, net.layers[l]) + b, 0))
     return out["grads"], old, inputs
 
 
@@ -123,14 +135,18 @@ CASES = [
     ("masked", "ssq", "min", "logistic", "location"),
     ("masked", "ssq", "max", "symba", "location"),
     ("masked", "sum", "min", "logistic", "location"),
+    ("local", "ssq", "max", "logistic", "layer"),
+    ("local", "ssq", "min", "logistic", "location", "location"),
+    ("local", "ssq", "max", "symba", "location", "location"),
+    ("local", "sum", "min", "logistic", "location", "location"),
 ]
 IDS = ["-".join(c) for c in CASES]
 
 
 def _make(case):
-    layer_kind, goodness, objective, loss, per = case
+    layer_kind, goodness, objective, loss, per, *norm_per = case  # norm_per: "layer"
     the_loss = lossmod.make_loss(loss, alpha=0.5)
-    return _net(layer_kind, goodness, objective, the_loss, per)
+    return _net(layer_kind, goodness, objective, the_loss, per, *norm_per)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -141,10 +157,9 @@ def test_train_step_grads_match_autograd_layer_by_layer(case):
     grads, old, inputs = _step_and_reference(net)
     s = gd.sign(np.arange(2 * B) < B, net.objective)
     for l, ((W, b), X) in enumerate(zip(old, inputs)):
-        mask = getattr(net.layers[l], "mask", None)
 
-        def f(W, b, X=X, mask=mask, l=l):
-            return _reference_loss(anp, W, b, X, mask, net, l, s)
+        def f(W, b, X=X, l=l):
+            return _reference_loss(anp, W, b, X, net, l, s)
 
         ref_W, ref_b = autograd.grad(f, 0)(W, b), autograd.grad(f, 1)(W, b)
         assert np.any(ref_W), f"layer {l}: zero reference gradient, the check is vacuous"
@@ -159,11 +174,10 @@ def test_train_step_grads_match_finite_differences(case):
     s = gd.sign(np.arange(2 * B) < B, net.objective)
     rng = np.random.default_rng(3)
     for l, ((W, b), X) in enumerate(zip(old, inputs)):
-        mask = getattr(net.layers[l], "mask", None)
         W, b = W.copy(), b.copy()
 
-        def f(W=W, b=b, X=X, mask=mask, l=l):
-            return float(_reference_loss(np, W, b, X, mask, net, l, s))
+        def f(W=W, b=b, X=X, l=l):
+            return float(_reference_loss(np, W, b, X, net, l, s))
 
         idx = sample_indices(W.shape, 20, rng)
         num_W = numerical_grad(f, W, idx)
@@ -173,7 +187,9 @@ def test_train_step_grads_match_finite_differences(case):
         assert_close(grads[f"layer{l}"]["b"], numerical_grad(f, b), FD_TOL, f"{case} db vs FD")
 
 
-@pytest.mark.parametrize("case", CASES[:2] + CASES[7:8], ids=IDS[:2] + IDS[7:8])
+@pytest.mark.parametrize(
+    "case", CASES[:2] + CASES[7:8] + CASES[12:], ids=IDS[:2] + IDS[7:8] + IDS[12:]
+)
 def test_train_step_applies_exactly_the_gradients_it_returns(case):
     net = _make(case)
     grads, old, _ = _step_and_reference(net)
