@@ -133,15 +133,16 @@ def _train(args) -> None:
         raise ValueError("give --resume (continue the run in --out) or --overwrite, not both")
     exp = experiments.get(args.experiment)
     exp.check(args)  # options first: a bad one is named before the folder is looked at
-    held = train.existing_run(args.out)
-    if held and not (args.resume or args.overwrite):
-        raise ValueError(
-            f"{args.out} already holds {held}: add --resume to continue it, --overwrite to "
-            "replace it, or choose a new --out"
-        )
-    if args.overwrite:
-        train.clear_run(args.out)
-    metrics = exp.run(args)
+    with train.run_lock(args.out):  # one run at a time in a folder, from here to the end
+        held = train.existing_run(args.out)
+        if held and not (args.resume or args.overwrite):
+            raise ValueError(
+                f"{args.out} already holds {held}: add --resume to continue it, --overwrite "
+                "to replace it, or choose a new --out"
+            )
+        if args.overwrite:
+            train.clear_run(args.out)
+        metrics = exp.run(args)
     final = {k: v for k, v in metrics.items() if k.startswith("test_")}
     print(json.dumps(final, indent=2))
 

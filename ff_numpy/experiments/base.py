@@ -139,11 +139,17 @@ class Experiment:
         -------
         metrics : dict
             What ``metrics.json`` holds.
+
+        Raises
+        ------
+        ff_numpy.train.FolderBusy
+            Another process is writing to ``args.out`` (:func:`ff_numpy.train.run_lock`).
         """
         if not args.out:
             raise ValueError(f"the {cls.name} experiment needs an output folder (--out DIR)")
         cls.check(args)
-        return cls.run_on(args, cls.load_data(args))
+        with train.run_lock(args.out):  # another run writing to the folder is refused
+            return cls.run_on(args, cls.load_data(args))
 
     @classmethod
     def run_on(cls, args, data) -> dict:
