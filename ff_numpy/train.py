@@ -48,6 +48,8 @@ except ImportError:  # not POSIX (Windows): runs are not locked
 
 MODEL_FILE = "model.npz"
 METRICS_FILE = "metrics.json"
+#: The checkpoint metadata entry listing the optimiser slots (a resume needs each).
+SLOTS_KEY = "optimizer_slots"
 #: The lock file of a run's output folder (:func:`run_lock`); not an output.
 LOCK_FILE = ".lock"
 
@@ -196,6 +198,8 @@ def fit(
                 "history": history,
                 "rng_state": rng.bit_generator.state,
             }
+            if hasattr(task, "slot_names"):  # checked on resume (_resume)
+                meta[SLOTS_KEY] = task.slot_names()
             state = task.state()
             _check_finite(state, epoch, model_path)
             with checkpoint.deferred_signals():  # both files, or neither
@@ -220,8 +224,9 @@ def fit(
 def _resume(task, rng, model_path: Path, config: dict, defaults: dict) -> list[dict]:
     """Restore ``task`` and ``rng`` from the checkpoint ``model_path``; return its history.
 
-    The checkpoint must be whole (:func:`ff_numpy.checkpoint.load`), its metadata complete
-    and its configuration the run's; ``metrics.json`` is rewritten from it if it lags.
+    The checkpoint must be whole (:func:`ff_numpy.checkpoint.load`), its metadata complete,
+    every optimiser slot it records (:data:`SLOTS_KEY`) present and its configuration
+    the run's; ``metrics.json`` is rewritten from it if it lags.
 
     Raises
     ------
@@ -229,7 +234,7 @@ def _resume(task, rng, model_path: Path, config: dict, defaults: dict) -> list[d
         ``"cannot resume PATH: ..."`` naming the problem.
     """
     arrays, meta = checkpoint.load(model_path)
-    problem = _meta_problem(meta)
+    problem = _meta_problem(meta) or _slots_problem(meta.get(SLOTS_KEY, []), arrays)
     if problem:
         raise ValueError(f"cannot resume {model_path}: {problem}")
     changed = _config_changes(meta["config"], config, defaults)
@@ -266,6 +271,18 @@ def _meta_problem(meta: dict) -> str | None:
         return "its history is malformed (entries must be epochs 1, 2, ...)"
     if not isinstance(meta.get("rng_state"), dict):
         return "its metadata has no random generator state (rng_state)"
+    return None
+
+
+def _slots_problem(slots, arrays: dict) -> str | None:
+    """Which optimiser slot recorded in the metadata (:data:`SLOTS_KEY`) the checkpoint
+    lacks, or None. Checkpoints written before the record existed have none to check."""
+    if not isinstance(slots, list) or not all(isinstance(s, str) for s in slots):
+        return f"its metadata's {SLOTS_KEY} is not a list of names, got {slots!r:.60}"
+    missing = [s for s in slots if s not in arrays]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if missing[1:] else ""
+        return f"it lacks the optimiser slot {missing[0]}{more} its metadata records"
     return None
 
 
