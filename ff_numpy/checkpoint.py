@@ -371,8 +371,34 @@ def load_model(cls, path, what: str, accepts=None):
     if not isinstance(cfg, dict) or (accepts is not None and not accepts(cfg)):
         raise ValueError(f"{path} holds no {what}")
     check_model_config(cfg, path)
+    return build_model(cls.from_config, cfg, arrays, path)
+
+
+def build_model(build, cfg: dict, arrays: dict[str, np.ndarray], path):
+    """``build(cfg)``, then its ``load_state(arrays)``: a saved model rebuilt, the errors
+    of a malformed configuration or of arrays that do not match it named after ``path``.
+
+    Parameters
+    ----------
+    build : callable
+        ``build(cfg) -> model`` (a class's ``from_config``, or one that also builds
+        the model's layers); its ``KeyError``, ``ValueError``, ``TypeError``,
+        ``IndexError`` and ``AttributeError`` are taken as a malformed configuration.
+    cfg : dict
+        The stored model configuration, already checked by :func:`check_model_config`.
+    arrays : dict of str to ndarray
+        From :func:`load`.
+    path : str or Path
+        The checkpoint, for the messages.
+
+    Raises
+    ------
+    ValueError
+        ``"checkpoint PATH has a malformed model configuration: ..."`` or ``"checkpoint
+        PATH does not match its configuration: ..."``.
+    """
     try:
-        model = cls.from_config(cfg)
+        model = build(cfg)
     except KeyError as err:
         raise ValueError(f"checkpoint {path}: its model configuration has no {err}") from None
     except (ValueError, TypeError, IndexError, AttributeError) as err:

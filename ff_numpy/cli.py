@@ -8,18 +8,12 @@ finished first, so no temporary file is left behind.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import signal
 import sys
-import threading
-from pathlib import Path
 
-from ff_numpy import __version__
-
-# The library is imported inside main(), after the signal handlers are in place: an
-# interrupt while NumPy and the experiments load ends as cleanly as one in training.
+# Only ``signal`` and ``sys`` are imported before main() runs: its first act is to
+# install the SIGINT and SIGTERM handlers, so that an interrupt while NumPy and the
+# experiments load ends as cleanly as one in training. The rest is imported where used.
 
 #: Set to show the traceback of an unexpected error (one line otherwise).
 DEBUG_ENV = "FF_NUMPY_DEBUG"
@@ -28,7 +22,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 def build_parser():
     """The parser of ``ff-numpy``: ``train EXPERIMENT``, ``evaluate``, ``plot``."""
-    from ff_numpy import experiments
+    from ff_numpy import __version__, experiments
     from ff_numpy.validate import OptionParser, non_negative_int
 
     parser = OptionParser(prog="ff-numpy", description=__doc__.splitlines()[0])
@@ -80,15 +74,19 @@ def build_parser():
 def main(argv=None) -> int:
     """Run ``ff-numpy ARGV``; return the exit status (0, 2 for a refused input, 1 for an
     unexpected error, 130 / 143 after SIGINT / SIGTERM)."""
-    state = {"args": None}
-    with _stop_on_signals():
-        try:
-            return _main(argv, state)
-        except KeyboardInterrupt as stop:  # SIGINT, or SIGTERM (_Stop)
-            signum = getattr(stop, "signum", signal.SIGINT)
-            with contextlib.suppress(Exception):  # the message must not fail the exit
-                print(f"ff-numpy: {_interrupted(state['args'], signum)}", file=sys.stderr)
-            return 128 + int(signum)
+    state = {"args": None, "handlers": {}}
+    try:
+        _catch_stop_signals(state["handlers"])  # first: from here on a stop is one line
+        return _main(argv, state)
+    except KeyboardInterrupt as stop:  # SIGINT, or SIGTERM (_Stop)
+        signum = getattr(stop, "signum", signal.SIGINT)
+        try:  # the message must not fail the exit
+            print(f"ff-numpy: {_interrupted(state['args'], signum)}", file=sys.stderr)
+        except Exception:
+            pass
+        return 128 + int(signum)
+    finally:
+        _restore_signals(state["handlers"])
 
 
 def _main(argv, state: dict) -> int:
@@ -109,6 +107,8 @@ def _main(argv, state: dict) -> int:
         _error(f"not enough memory for this run ({err or 'MemoryError'}); use smaller sizes")
         return 2
     except Exception as err:  # a bug: still one line, unless asked for the traceback
+        import os
+
         if os.environ.get(DEBUG_ENV):
             raise
         _error(
@@ -125,6 +125,8 @@ def _error(err) -> None:
 
 
 def _train(args) -> None:
+    import json
+
     from ff_numpy import experiments, train
 
     if args.out is None:
@@ -133,20 +135,23 @@ def _train(args) -> None:
         raise ValueError("give --resume (continue the run in --out) or --overwrite, not both")
     exp = experiments.get(args.experiment)
     exp.check(args)  # options first: a bad one is named before the folder is looked at
-    held = train.existing_run(args.out)
-    if held and not (args.resume or args.overwrite):
-        raise ValueError(
-            f"{args.out} already holds {held}: add --resume to continue it, --overwrite to "
-            "replace it, or choose a new --out"
-        )
-    if args.overwrite:
-        train.clear_run(args.out)
-    metrics = exp.run(args)
+    with train.run_lock(args.out):  # one run at a time in a folder, from here to the end
+        held = train.existing_run(args.out)
+        if held and not (args.resume or args.overwrite):
+            raise ValueError(
+                f"{args.out} already holds {held}: add --resume to continue it, --overwrite "
+                "to replace it, or choose a new --out"
+            )
+        if args.overwrite:
+            train.clear_run(args.out)
+        metrics = exp.run(args)
     final = {k: v for k, v in metrics.items() if k.startswith("test_")}
     print(json.dumps(final, indent=2))
 
 
 def _evaluate(args) -> None:
+    import json
+
     from ff_numpy import checkpoint, experiments
 
     meta = checkpoint.read_meta(args.model)
@@ -194,22 +199,24 @@ def _ignore(signum, frame):
     print a warning)."""
 
 
-@contextlib.contextmanager
-def _stop_on_signals():
-    """Inside the block, SIGINT and SIGTERM raise :class:`_Stop` (once; later ones are
-    ignored while the program stops). Saves hold them until done
-    (:func:`ff_numpy.checkpoint.deferred_signals`)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+def _catch_stop_signals(held: dict) -> None:
+    """From now on SIGINT and SIGTERM raise :class:`_Stop` (once; later ones are ignored
+    while the program stops); the handlers replaced are noted in ``held``. Saves hold
+    the signals until done (:func:`ff_numpy.checkpoint.deferred_signals`). Outside the
+    main thread, where handlers cannot be set, nothing changes."""
     for s in STOP_SIGNALS:
-        signal.signal(s, _on_signal)
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        old = signal.getsignal(s)
+        try:
+            signal.signal(s, _on_signal)
+        except ValueError:  # not the main thread
+            return
+        held[s] = old
+
+
+def _restore_signals(held: dict) -> None:
+    """Put back the handlers :func:`_catch_stop_signals` replaced."""
+    for s, handler in held.items():
+        signal.signal(s, signal.SIG_DFL if handler is None else handler)
 
 
 def _interrupted(args, signum: int) -> str:
@@ -219,6 +226,8 @@ def _interrupted(args, signum: int) -> str:
         return f"interrupted ({name}) while starting: nothing was saved"
     if getattr(args, "command", None) != "train" or not args.out:
         return f"interrupted ({name}): nothing was written"
+    from pathlib import Path
+
     from ff_numpy import checkpoint, train
 
     model = Path(args.out) / train.MODEL_FILE

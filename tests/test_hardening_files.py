@@ -144,6 +144,16 @@ def _drop_slot(a, m):
     del a["opt/layer0.W"]
 
 
+def _drop_slot_and_its_name(a, m):
+    """A slot gone from the arrays and from array_names: only the slot record tells."""
+    del a["opt/layer1.W"]
+    m["array_names"].remove("opt/layer1.W")
+
+
+def _slots_not_a_list(a, m):
+    m["optimizer_slots"] = "opt/layer0.W"
+
+
 def _slot_shape(a, m):
     a["opt/layer0.W"] = np.zeros((3, 3), np.float32)
 
@@ -163,6 +173,11 @@ def _no_rng(a, m):
 RESUME_DAMAGED = {
     "optimiser slot missing": (_drop_slot, "lacks arrays its metadata lists: opt/layer0.W"),
     "optimiser slot of another shape": (_slot_shape, "optimiser slot opt/layer0.W has shape"),
+    "optimiser slot and its array name missing": (
+        _drop_slot_and_its_name,
+        "lacks the optimiser slot opt/layer1.W its metadata records",
+    ),
+    "slot record not a list": (_slots_not_a_list, "optimizer_slots is not a list of names"),
     "history shorter than the epochs": (_history_short, "history does not hold its 2 epochs"),
     "random state damaged": (_rng_damaged, "random generator state is damaged"),
     "random state missing": (_no_rng, "no random generator state"),
@@ -180,6 +195,30 @@ def test_resume_refuses_a_damaged_checkpoint(case, box_run, tmp_path, capsys):
     argv = ["train", "supervised", *BOX, "--resume", "--out", run]
     _refused(argv, capsys, run / "model.npz", message)
     assert (run / "model.npz").read_bytes() == before  # left as it was
+
+
+@needs_mnist
+def test_a_checkpoint_records_its_optimiser_slots_and_an_old_one_resumes_without(
+    box_run, tmp_path, capsys
+):
+    """New checkpoints list their optimiser slots; one written before that record (and
+    before array_names) resumes as it always did, even with a slot gone, which for it
+    cannot be told from a slot never created."""
+    arrays, meta = checkpoint.load(box_run / "model.npz")
+    slots = meta["optimizer_slots"]
+    assert slots == sorted(k for k in arrays if k.startswith(("opt/", "readout_opt/")))
+    assert "opt/layer0.W" in slots and "readout_opt/readout.V" in slots
+
+    def old(a, m):  # and made to look one epoch earlier, so that the resume trains
+        del m["optimizer_slots"], m["array_names"], a["opt/layer1.W"]
+        m["epochs_done"], m["history"] = 1, m["history"][:1]
+
+    run = _copy_run(box_run, tmp_path / "run")
+    rewrite_checkpoint(run / "model.npz", run / "model.npz", old)
+    argv = ["train", "supervised", *BOX, "--resume", "--out", run]
+    assert cli.main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    arrays, meta = checkpoint.load(run / "model.npz")
+    assert meta["epochs_done"] == 2 and meta["optimizer_slots"] == slots
 
 
 # ----------------------------------------------------------------------------- metrics.json

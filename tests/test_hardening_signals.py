@@ -199,3 +199,39 @@ def test_sigint_in_evaluate_is_one_line(reference, tmp_path):
 
 def _pid(name: str) -> int:
     return int(name.split(".")[2])
+
+
+def test_the_command_line_imports_only_signal_and_sys_before_its_handlers():
+    """What runs before main() installs the handlers is kept to the interpreter's own
+    start: importing ``ff_numpy.cli`` (as ``python -m ff_numpy`` and ``ff-numpy`` do)
+    loads no module beyond the package, ``signal`` and ``sys``."""
+    code = (
+        "import sys, signal; before = set(sys.modules); import ff_numpy.cli; "
+        "print(' '.join(sorted(set(sys.modules) - before)))"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", code],  # -S: only what the program imports
+        capture_output=True,
+        text=True,
+        env={**ENV, "PYTHONPATH": root},
+        cwd=root,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert set(proc.stdout.split()) <= {"ff_numpy", "ff_numpy.cli", "__future__"}, proc.stdout
+
+
+def test_an_interrupt_while_the_handlers_are_installed_is_one_line(monkeypatch, capsys):
+    """A Ctrl-C that Python's own handler turns into KeyboardInterrupt at main()'s first
+    statement, before ours are in place, still ends in one line."""
+    from ff_numpy import cli
+
+    def interrupted(held):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_catch_stop_signals", interrupted)
+    assert cli.main(["train", "supervised", "--out", "x"]) == 130
+    err = capsys.readouterr().err
+    assert err == "ff-numpy: interrupted (SIGINT) while starting: nothing was saved\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

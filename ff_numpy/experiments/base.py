@@ -51,7 +51,7 @@ class Experiment:
     A subclass sets ``name``, ``help`` and ``config_keys`` and defines
     :meth:`add_arguments` and :meth:`build`; it may override the hooks
     :meth:`check_args`, :meth:`resolved_options`, :meth:`load_data`, :meth:`figures`,
-    :meth:`load_model`, :meth:`test_errors` and ``schedule``.
+    :meth:`load_model`, :meth:`check_checkpoint`, :meth:`test_errors` and ``schedule``.
 
     Attributes
     ----------
@@ -112,6 +112,12 @@ class Experiment:
         """Hook: the trained model saved in ``path`` (default an FFNet)."""
         return load_ffnet(path)
 
+    @staticmethod
+    def check_checkpoint(path) -> None:
+        """Hook: raise ``ValueError`` naming ``path`` when the checkpoint a run resumes
+        from is unusable, before any data is read (default: nothing more than
+        :func:`ff_numpy.train.fit` checks when it resumes)."""
+
     @classmethod
     def config(cls, args) -> dict:
         """The run's configuration: the experiment's name, then ``config_keys`` of ``args``
@@ -139,11 +145,20 @@ class Experiment:
         -------
         metrics : dict
             What ``metrics.json`` holds.
+
+        Raises
+        ------
+        ff_numpy.train.FolderBusy
+            Another process is writing to ``args.out`` (:func:`ff_numpy.train.run_lock`).
         """
         if not args.out:
             raise ValueError(f"the {cls.name} experiment needs an output folder (--out DIR)")
         cls.check(args)
-        return cls.run_on(args, cls.load_data(args))
+        with train.run_lock(args.out):  # another run writing to the folder is refused
+            saved = Path(args.out) / train.MODEL_FILE
+            if getattr(args, "resume", False) and saved.exists():
+                cls.check_checkpoint(saved)  # before the data is read
+            return cls.run_on(args, cls.load_data(args))
 
     @classmethod
     def run_on(cls, args, data) -> dict:

@@ -138,6 +138,7 @@ from tqdm.auto import tqdm
 
 from ff_numpy import checkpoint, masks, train
 from ff_numpy.backprop import MLP
+from ff_numpy.backprop import MODEL_TYPE as MLP_TYPE
 from ff_numpy.data import CIFAR10, Split, load_cifar10
 from ff_numpy.experiments import register
 from ff_numpy.experiments.backprop import BackpropTask
@@ -331,20 +332,100 @@ def load_cifar10_model(path):
     """The net saved in a cifar10 run's ``model.npz``: a
     :class:`~ff_numpy.recurrent.RecurrentFFNet` (``--procedure ff``) or an
     :class:`~ff_numpy.backprop.MLP` (``bp``), its layers rebuilt from the run's
-    configuration (``--layer``, ``--hidden-layers``) and then loaded."""
+    configuration (``--layer``, ``--hidden-layers``) and then loaded.
+
+    Raises
+    ------
+    ValueError
+        Naming the file: it is not a valid checkpoint
+        (:func:`ff_numpy.checkpoint.load`), its configuration is not a cifar10 run's or
+        is malformed (:func:`check_saved_config`), or its arrays do not match it.
+    """
+    return load_cifar10_run(path)[0]
+
+
+def load_cifar10_run(path) -> tuple:
+    """:func:`load_cifar10_model` and the run's checked configuration (``meta["config"]``).
+
+    Returns
+    -------
+    model : RecurrentFFNet or MLP
+    config : dict
+    """
     arrays, meta = checkpoint.load(path)
-    config = meta.get("config") if isinstance(meta, dict) else None
+    config = check_saved_config(meta.get("config"), path)
+    K, kind = config["hidden_layers"], config["layer"]
+    rng = np.random.default_rng(0)  # placeholder weights, replaced by the saved ones
+
+    def build(cfg):
+        if config["procedure"] == "ff":
+            up, down = ff_connections(kind, K, rng)
+            return RecurrentFFNet.from_config(cfg, up=up, down=down)
+        return MLP.from_config(cfg, layers=bp_layers(kind, K, rng))
+
+    return checkpoint.build_model(build, config["model"], arrays, path), config
+
+
+def check_saved_config(config, path) -> dict:
+    """Check the configuration stored in a cifar10 checkpoint before anything is built.
+
+    Its options ``procedure``, ``layer`` (one of their choices), ``hidden_layers`` (a
+    positive integer) and ``test_size`` (1..10,000), and its model configuration: a
+    dict of the procedure's net (``"kind": "recurrent"`` for FF, an MLP's ``"type"`` for
+    BP), sizes positive and within the machine's memory
+    (:func:`ff_numpy.checkpoint.check_model_config`), ``hidden_layers`` maps of 3072
+    units on 3072 inputs.
+
+    Returns
+    -------
+    config : dict
+        ``config``, unchanged.
+
+    Raises
+    ------
+    ValueError
+        ``"checkpoint PATH has a malformed cifar10 configuration: ..."`` naming the key,
+        the value found and what is expected (or ``"PATH holds no cifar10 run"``).
+    """
     if not isinstance(config, dict) or config.get("experiment") != Cifar10.name:
         raise ValueError(f"{path} holds no cifar10 run")
-    rng = np.random.default_rng(0)  # placeholder weights, replaced by the saved ones
-    K = config["hidden_layers"]
-    if config["procedure"] == "ff":
-        up, down = ff_connections(config["layer"], K, rng)
-        model = RecurrentFFNet.from_config(config["model"], up=up, down=down)
-    else:
-        model = MLP.from_config(config["model"], layers=bp_layers(config["layer"], K, rng))
-    model.load_state(arrays)
-    return model
+
+    def malformed(problem: str) -> ValueError:
+        return ValueError(f"checkpoint {path} has a malformed cifar10 configuration: {problem}")
+
+    def value(key: str, ok, expected: str):
+        if key not in config:
+            raise malformed(f"it has no {key} ({expected})")
+        if not ok(config[key]):
+            shown = repr(config[key])
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise malformed(f"{key} must be {expected}, got {shown}")
+        return config[key]
+
+    def integer(x):
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    procedure = value("procedure", lambda x: x in PROCEDURES, f"one of {list(PROCEDURES)}")
+    value("layer", lambda x: x in LAYERS, f"one of {list(LAYERS)}")
+    K = value("hidden_layers", lambda x: integer(x) and x >= 1, "a positive integer")
+    value("test_size", lambda x: integer(x) and 1 <= x <= 10_000, "an integer in 1..10000")
+    net = "a recurrent FF net's" if procedure == "ff" else "an MLP's"
+    model = value(
+        "model",
+        lambda m: (
+            isinstance(m, dict)
+            and (m.get("kind") == "recurrent" if procedure == "ff" else m.get("type") == MLP_TYPE)
+        ),
+        f"{net} configuration (--procedure {procedure})",
+    )
+    checkpoint.check_model_config(model, path)
+    hidden = model["hidden"]
+    if len(hidden) != K or any(h != N_UNITS for h in hidden) or model.get("n_in") != N_UNITS:
+        raise malformed(
+            f"its model has n_in={model.get('n_in')!r}, hidden={hidden!r}; "
+            f"hidden_layers={K} needs n_in={N_UNITS} and {K} layers of {N_UNITS}"
+        )
+    return config
 
 
 # ----------------------------------------------------------------------------- the cost
@@ -900,14 +981,19 @@ class Cifar10(Experiment):
 
     load_model = staticmethod(load_cifar10_model)
 
+    @staticmethod
+    def check_checkpoint(path) -> None:
+        """A run resumed from ``path`` needs its net rebuilt from the stored
+        configuration (for the figures): it is checked at the start, in full
+        (:func:`load_cifar10_run`)."""
+        load_cifar10_run(path)
+
     @classmethod
     def evaluate(cls, model_path, args) -> dict:
         """The test errors of a saved net on the run's test images (its ``--test-size``)."""
         if getattr(args, "shifts", 0):
             raise ValueError("--shifts is for MNIST nets; cifar10 nets take no shifts")
-        _, meta = checkpoint.load(model_path)
-        config = meta["config"]
-        model = load_cifar10_model(model_path)
+        model, config = load_cifar10_run(model_path)  # the configuration checked
         progress = getattr(args, "progress", False)
         data_dir = getattr(args, "data_dir", None)
         data = load_prepared(data_dir, config["procedure"], 1, config["test_size"], progress)

@@ -59,6 +59,12 @@ class LabelledTask:
             arrays.update({f"{name}/{k}": v for k, v in opt.state().items()})
         return arrays
 
+    def slot_names(self) -> list[str]:
+        """The names, in :meth:`state`, of every optimiser slot created so far
+        (``"opt/layer0.W"``): :func:`ff_numpy.train.fit` records them in the checkpoint,
+        so that a resume notices one that went missing."""
+        return sorted(f"{name}/{k}" for name, opt in self._optimizers() for k in opt.state())
+
     def load_state(self, arrays):
         """Restore :meth:`state`; ``ValueError`` naming an array that is missing or whose
         shape does not fit (an optimiser slot must have its parameter's shape)."""
