@@ -23,7 +23,8 @@ A tutorial that is not executed is still rendered, from its source and without o
 saying so at its top, so every page and link of the site is there whatever the options. A
 tutorial that raises an error fails the build, naming it; with ``--allow-errors`` its page
 shows the error where it happened and the build lists it at the end. The tutorials need
-MNIST: ``--data-dir`` or ``$FF_NUMPY_DATA``, as for the tutorials themselves.
+MNIST, tutorial 10 CIFAR-10 (binary layout): ``--data-dir`` or ``$FF_NUMPY_DATA``, as for
+the tutorials themselves.
 ``docs/check_site_in_browser.py`` then opens every page in headless Chromium.
 
 Why a script beside the documents rather than a module of the library, or

@@ -1003,6 +1003,74 @@ def check_predict_by_goodness(fn) -> str:
     return "every window of iteration_report, both objectives, G unchanged"
 
 
+# Tutorial 10 ---------------------------------------------------------------------------
+def check_fan_in_map(fn) -> str:
+    """Self-check of tutorial 10's ``fan_in_map(H, W, C, k)``.
+
+    Against the field sizes of :func:`ff_numpy.masks.same_size_fields` for the paper's
+    CIFAR-10 maps and for maps that are not square, a single channel, ``k = 1`` and a
+    field wider than the map.
+    """
+    from ff_numpy.masks import same_size_fields
+
+    cases = [(32, 32, 3, 11), (5, 7, 2, 3), (6, 4, 1, 5), (3, 8, 4, 9), (4, 4, 3, 1)]
+    for H, W, C, k in cases:
+        ref = same_size_fields((H, W, C), 1, k).field_sizes().reshape(H, W)
+        out = np.asarray(fn(H, W, C, k))
+        what = f"a {H} x {W} x {C} map, {k} x {k} fields"
+        assert out.shape == (H, W), f"{what}: shape {out.shape}, expected {(H, W)}"
+        wrong = np.argwhere(out != ref)
+        assert wrong.size == 0, (
+            f"{what}: {len(wrong)} locations wrong, e.g. location {tuple(wrong[0])}: "
+            f"{out[tuple(wrong[0])]}, expected {ref[tuple(wrong[0])]} (corner {ref[0, 0]}, "
+            f"middle {ref[H // 2, W // 2]}).\n  A location in row r sees the rows "
+            "max(r - k // 2, 0) .. min(r + k // 2, H - 1), every channel of each"
+        )
+    return "the paper's maps and four other geometries, every location"
+
+
+def check_location_weight_grad(fn) -> str:
+    """Self-check of tutorial 10's ``location_weight_grad(x, dL_da, r, q, shape, k)``.
+
+    Against the rows of :meth:`ff_numpy.locally_connected.Local.weight_grad` (float64)
+    that belong to each location: the corners, edges and middle of the paper's CIFAR-10
+    shapes, and every location of three small geometries (channels that differ, a field
+    wider than the map); ``x`` and ``dL_da`` must be left unchanged.
+    """
+    from ff_numpy.locally_connected import Local
+    from ff_numpy.masks import same_size_fields
+
+    cases = [  # (H, W, C_in), C_out, k, locations (None: all)
+        ((32, 32, 3), 3, 11, [(0, 0), (0, 16), (16, 0), (16, 16), (31, 31), (5, 26)]),
+        ((6, 7, 2), 3, 3, None),
+        ((5, 5, 3), 2, 5, None),
+        ((3, 4, 1), 4, 9, None),
+    ]
+    rng = np.random.default_rng(10)
+    for shape, C_out, k, spots in cases:
+        H, W, C_in = shape
+        layer = Local(same_size_fields(shape, C_out, k), rng, dtype=np.float64)
+        x = rng.standard_normal((5, H * W * C_in))
+        dL_da = rng.standard_normal((5, H * W * C_out))
+        x_before, d_before = x.copy(), dL_da.copy()
+        ref = layer.weight_grad(x, dL_da)  # (n_pairs, C_out)
+        f = layer.fields
+        for r, q in spots or [(r, q) for r in range(H) for q in range(W)]:
+            loc = r * W + q
+            expected = ref[f.indptr[loc] : f.indptr[loc + 1]]
+            out = np.asarray(fn(x, dL_da, r, q, shape, k))
+            assert np.array_equal(x, x_before) and np.array_equal(dL_da, d_before), (
+                "location_weight_grad changed x or dL_da"
+            )
+            what = f"location ({r}, {q}) of a {H} x {W} x {C_in} map, {k} x {k} fields"
+            assert out.shape == expected.shape, (
+                f"{what}: shape {out.shape}, expected {expected.shape} (inputs of the field, "
+                "units of the location)"
+            )
+            _close(what, out, expected, 1e-12)
+    return "the paper's shapes and three small geometries vs Local.weight_grad"
+
+
 # Each tutorial's exercises: the function the student fills in, by name, and its check.
 EXERCISES = {
     "01_goodness_and_one_layer": {
@@ -1041,5 +1109,9 @@ EXERCISES = {
     "08_jittered_mnist": {
         "shift_then_label": check_shift_then_label,
         "scores_over_shifts": check_scores_over_shifts,
+    },
+    "10_cifar10_local_fields": {
+        "fan_in_map": check_fan_in_map,
+        "location_weight_grad": check_location_weight_grad,
     },
 }

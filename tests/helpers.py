@@ -1,7 +1,8 @@
-"""Helpers shared by the end-to-end tests: the MNIST skip marker, runs, tutorials."""
+"""Helpers shared by the end-to-end tests: the MNIST and CIFAR-10 skip markers, runs, tutorials."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib.util
 import json
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from ff_numpy import cli
-from ff_numpy.data import find_data_dir
+from ff_numpy.data import find_cifar10, find_data_dir
 
 TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
 BENCHMARKS = TUTORIALS.parent / "benchmarks"
@@ -30,6 +31,11 @@ needs_mnist = pytest.mark.skipif(
     find_data_dir() is None,
     reason="MNIST not found: set FF_NUMPY_DATA to a folder holding the four IDX files "
     "(e.g. export FF_NUMPY_DATA=../shared/data)",
+)
+
+needs_cifar10 = pytest.mark.skipif(
+    find_cifar10() is None,
+    reason="CIFAR-10 not found: build the offline copy (see data/README) or set FF_NUMPY_DATA",
 )
 
 
@@ -133,6 +139,18 @@ def options_that_differ(ours: dict, theirs: dict) -> dict:
     """The options two parsed commands both have but set differently: ``{key: (ours,
     theirs)}``; e.g. a tutorial's run against the command recorded in docs/RESULTS.md."""
     return {k: (v, theirs[k]) for k, v in ours.items() if k in theirs and theirs[k] != v}
+
+
+def tutorial_constant(stem: str, name: str):
+    """The literal value assigned to ``name`` at the top level of ``tutorials/<stem>.py``,
+    read from its source without running it."""
+    tree = ast.parse((TUTORIALS / f"{stem}.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    raise KeyError(f"{stem}.py assigns no literal to {name}")
 
 
 def load_tutorial(stem: str, folder: Path = TUTORIALS):

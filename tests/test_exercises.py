@@ -362,6 +362,39 @@ def _predict(always_max: bool = False, zero_based: bool = False):
     return predict_by_goodness
 
 
+def _fan_in(kind: str):
+    def fan_in_map(H, W, C, k):
+        h = k if kind == "radius k" else k // 2
+        if kind == "not truncated":
+            return np.full((H, W), k * k * C)
+        rows = np.array([min(r + h, H - 1) - max(r - h, 0) + 1 for r in range(H)])
+        cols = np.array([min(q + h, W - 1) - max(q - h, 0) + 1 for q in range(W)])
+        return np.outer(rows, cols) * (1 if kind == "no channels" else C)
+
+    return fan_in_map
+
+
+def _location_grad(kind: str):
+    def location_weight_grad(x, dL_da, r, q, shape, k):
+        H, W, C_in = shape
+        B, h = len(x), k // 2
+        C_out = dL_da.shape[1] // (H * W)
+        r0, r1, q0, q1 = max(r - h, 0), min(r + h + 1, H), max(q - h, 0), min(q + h + 1, W)
+        if kind == "channel first":  # the planes of the official files, not HWC
+            patch = x.reshape(B, C_in, H, W)[:, :, r0:r1, q0:q1].transpose(0, 2, 3, 1)
+        else:
+            patch = x.reshape(B, H, W, C_in)[:, r0:r1, q0:q1, :]
+        loc = r * W + q
+        if kind == "channel-major units":
+            units = dL_da[:, [c * H * W + loc for c in range(C_out)]]
+        else:
+            units = dL_da[:, loc * C_out : (loc + 1) * C_out]
+        g = patch.reshape(B, -1).T @ units
+        return g.T if kind == "transposed" else g
+
+    return location_weight_grad
+
+
 MISTAKES = [
     ("eq1_loss", "log(1 + exp(-z)) overflows", _eq1_naive),
     ("eq1_loss", "derivative of the wrong sign", _eq1_sign),
@@ -410,6 +443,12 @@ MISTAKES = [
     ("alternating_iteration", "no damping", _alternating(damped=False)),
     ("predict_by_goodness", "highest goodness under min", _predict(always_max=True)),
     ("predict_by_goodness", "iterations counted from 0", _predict(zero_based=True)),
+    ("fan_in_map", "not cut off at the edge", _fan_in("not truncated")),
+    ("fan_in_map", "half-width k instead of k // 2", _fan_in("radius k")),
+    ("fan_in_map", "channels left out", _fan_in("no channels")),
+    ("location_weight_grad", "patch read channel-first", _location_grad("channel first")),
+    ("location_weight_grad", "channel-major units", _location_grad("channel-major units")),
+    ("location_weight_grad", "(C_out, f), transposed", _location_grad("transposed")),
 ]
 CHECKS = {
     name: check for exercises in tutorial.EXERCISES.values() for name, check in exercises.items()

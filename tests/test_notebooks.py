@@ -7,8 +7,8 @@ The notebook must also unfold: output under most code cells (not all at the end)
 inline, nothing on stderr (progress bars, warnings), no module docstring echoed as a
 cell's value, no ``main()``, and the whole run within the time budget.
 
-The tutorials need MNIST (``$FF_NUMPY_DATA`` or the download cache); without it these
-tests are skipped.
+The tutorials need MNIST, tutorial 10 CIFAR-10 (``$FF_NUMPY_DATA`` or the download
+cache); without it these tests are skipped.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import ast
 import time
 
 import pytest
-from helpers import SLACK, TUTORIALS, needs_mnist
+from helpers import SLACK, TUTORIALS, needs_cifar10, needs_mnist
 
 jupytext = pytest.importorskip("jupytext", reason="pip install -e .[test] (jupytext)")
 nbclient = pytest.importorskip("nbclient", reason="pip install -e .[test] (nbclient)")
@@ -36,13 +36,15 @@ CONVERTED = {
     "07_local_receptive_fields",
     "08_jittered_mnist",
     "09_recurrent_top_down",
+    "10_cifar10_local_fields",
 }
+NEEDS_CIFAR10 = {"10_cifar10_local_fields"}  # the others need MNIST
 NOT_CONVERTED = "not yet converted to unfolding notebook form"
 
 
 def _tutorials():
     for path in sorted(TUTORIALS.glob("[0-9][0-9]_*.py")):
-        marks = [needs_mnist]
+        marks = [needs_cifar10 if path.stem in NEEDS_CIFAR10 else needs_mnist]
         if path.stem not in CONVERTED:
             marks.append(pytest.mark.xfail(strict=False, run=False, reason=NOT_CONVERTED))
         yield pytest.param(path, id=path.stem, marks=marks)

@@ -1128,7 +1128,9 @@ def plot_label_maps(maps: np.ndarray, path) -> Path:
         r, q = divmod(k, 5)
         ax.text(34 * q, 34 * r - 0.5, name, fontsize=7, va="bottom")
     ax.axis("off")
-    ax.set_title("label block: top-down weights of each label to the last hidden layer", fontsize=9)
+    ax.set_title(  # pad: clear of the class names above the maps
+        "label block: top-down weights of each label to the last hidden layer", fontsize=9, pad=14
+    )
     return _save(fig, path)
 
 
