@@ -67,8 +67,11 @@ def held(tmp_path):
 
 @needs_mnist
 @posix_locks
-def test_a_second_run_into_a_busy_folder_is_refused_and_kill_9_leaves_no_stale_lock(held, capsys):
+def test_a_second_run_into_a_busy_folder_is_refused_and_kill_9_leaves_no_stale_lock(
+    held, capsys, monkeypatch
+):
     out, proc = held
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # as the first run: an exact resume
     lock = out / train.LOCK_FILE
     assert lock.read_text() == f"{proc.pid}\n"
     saved = (out / "model.npz").read_bytes()
