@@ -31,6 +31,7 @@ with 2 and 3 hidden layers, and Forward-Forward with each objective and depth, e
 net giving a goodness row and a one-pass softmax row::
 
     python benchmarks/reproduce.py --table1             # status of the ten rows
+    python benchmarks/reproduce.py --claims             # Sec. 4's five claims from them
     python benchmarks/reproduce.py --cost               # the cost arithmetic and budget
     python benchmarks/reproduce.py --cost --gflops 21   # ... at one BLAS thread's rate
     python benchmarks/reproduce.py cifar10_ff_min_2     # run one net (--resume if stopped)
@@ -38,7 +39,13 @@ net giving a goodness row and a one-pass softmax row::
 
 A row is met when its test error is within 2 points of the paper's (the standard error
 at 40% on 10,000 test images is 0.49 points, and the offline copy of CIFAR-10 is rebuilt
-from JPEGs). Their hours are explained beside :data:`TABLE1`.
+from JPEGs). Their hours are explained beside :data:`TABLE1`. ``--claims`` reads the
+paper's five claims of Sec. 4 from the same runs (:func:`claims`): (a) goodness over every
+label beats the one-pass softmax, (b) min ssq beats max ssq, (c) the FF-BP gap does not
+grow with depth, (d) BP lowers training error faster, (e) a single iteration's goodness
+errs least near iterations 4-6; each "confirmed", "refuted" (one net or depth against it
+suffices) or "pending (needs NETS)" while a net it needs has not finished, with the
+numbers behind it.
 """
 
 from __future__ import annotations
@@ -160,19 +167,25 @@ def _ff(objective: str, layers: int, good: tuple, soft: tuple, hours: float) -> 
     return Table1Net((*options, *tail), rows, hours)
 
 
-# Hours at 60 epochs, estimated from one epoch on a 2,000-image slice at batch 100 with
-# one BLAS thread (CPU seconds per 50,000 images: FF 371 s with 2 hidden layers, 712 s
-# with 3; BP 22 s and 34 s), plus the evaluations (FF: the softmax on 20,000 images
-# every epoch, every label on them every 5 epochs and the final test trace, at the
-# training's rate of useful FLOPs). With other runs sharing the two cores (load average
-# 3) the wall time was 1.3-1.5 times the CPU time.
+# Hours at 60 epochs on one BLAS thread with a core of its own (CPU time), from the
+# measured rate of this code on a loaded 2-core machine. FF with 2 hidden layers:
+# 225-230 CPU seconds per 50,000-image epoch at batch 100 (about 34 GFLOP/s of useful
+# training FLOPs), 3.8 h of training, plus the evaluations at the same rate (softmax on
+# 2,000 training and 2,000 test images every epoch, every label on them every 10 epochs,
+# the final test trace and the training subset's errors on 10,000 images each): 3.9 h.
+# FF with 3 layers is an estimate, not a measurement: the 2-layer rate times the ratio
+# of training FLOPs (cifar10.flops_per_image: 1.97, twice the connections between
+# hidden layers), 7.5 h of training and 7.7 h in all. BP with 2 layers took 1,355 CPU
+# seconds of training (0.4 h); with 3, about 30 CPU seconds an epoch plus its
+# evaluations (0.6 h). With other runs sharing the two cores the wall time was 1.3-1.5
+# times the CPU time.
 TABLE1 = {
     "cifar10_bp_2": _bp(2, 0.00, 0.37, 0.4),
     "cifar10_bp_3": _bp(3, 0.02, 0.39, 0.6),
-    "cifar10_ff_min_2": _ff("min", 2, (0.20, 0.41), (0.31, 0.45), 7.1),
-    "cifar10_ff_min_3": _ff("min", 3, (0.24, 0.41), (0.32, 0.44), 13.6),
-    "cifar10_ff_max_2": _ff("max", 2, (0.25, 0.44), (0.33, 0.46), 7.1),
-    "cifar10_ff_max_3": _ff("max", 3, (0.21, 0.44), (0.31, 0.46), 13.6),
+    "cifar10_ff_min_2": _ff("min", 2, (0.20, 0.41), (0.31, 0.45), 3.9),
+    "cifar10_ff_min_3": _ff("min", 3, (0.24, 0.41), (0.32, 0.44), 7.7),
+    "cifar10_ff_max_2": _ff("max", 2, (0.25, 0.44), (0.33, 0.46), 3.9),
+    "cifar10_ff_max_3": _ff("max", 3, (0.21, 0.44), (0.31, 0.46), 7.7),
 }
 
 
@@ -200,6 +213,289 @@ def table1_status(name: str, runs: Path) -> list[str]:
             f"test {100 * test:.1f}% (paper {100 * row.paper_test:.0f}%): {verdict}"
         )
     return lines
+
+
+# ----------------------------------------------------------------------------- Sec. 4's claims
+# What a finished net's metrics.json holds (a net still running has only its history).
+FINAL_KEYS = {
+    "bp": ("train_error", "test_error"),
+    "ff": (
+        *("train_error_goodness", "test_error_goodness"),
+        *("train_error_softmax", "test_error_softmax", "error_by_iteration"),
+    ),
+}
+# (c): a gap "grows" when the 3-layer gap exceeds the 2-layer one by more than this: about
+# the standard error of a 40% error on 10,000 test images, sqrt(0.4 x 0.6 / 10,000) = 0.49
+GAP_TOLERANCE = 0.005
+BEST_ITERATIONS = (4, 6)  # (e): the paper's window, both ends included
+CURVE_EPOCHS = (1, 10, 30)  # (d): compared there and at the last epoch of both runs
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper's Sec. 4 and what the Table 1 runs say of it."""
+
+    label: str  # "(a)" ... "(e)"
+    statement: str
+    verdict: str  # "confirmed", "refuted" or "pending (needs NETS)"
+    details: tuple[str, ...] = ()  # the numbers behind the verdict, one line each
+
+    def lines(self) -> list[str]:
+        return [
+            f"{self.label} {self.statement}: {self.verdict}",
+            *(f"    {d}" for d in self.details),
+        ]
+
+
+def procedure(name: str) -> str:
+    """``"bp"`` or ``"ff"``, from a :data:`TABLE1` name."""
+    return "bp" if "_bp_" in name else "ff"
+
+
+def finished(name: str, metrics: dict | None) -> bool:
+    """Whether the run's metrics hold its final errors (:data:`FINAL_KEYS`)."""
+    return metrics is not None and all(k in metrics for k in FINAL_KEYS[procedure(name)])
+
+
+def load_runs(runs: Path) -> dict[str, dict | None]:
+    """``{name: metrics.json contents, or None if not started}`` for the six nets."""
+    out = {}
+    for name in TABLE1:
+        path = runs / name / "metrics.json"
+        out[name] = json.loads(path.read_text()) if path.is_file() else None
+    return out
+
+
+def _pc(x: float, digits: int = 2) -> str:
+    return f"{100 * x:.{digits}f}%"
+
+
+def _verdict(checks: list[bool], missing: list[str]) -> str:
+    """Refuted by any failed check (each claim holds for every net or depth), else
+    pending while a net it needs has not finished, else confirmed."""
+    if not all(checks):
+        return "refuted"
+    if missing:
+        return f"pending (needs {', '.join(missing)})"
+    return "confirmed"
+
+
+def _claim(label, statement, checks, missing, details) -> Claim:
+    missing = sorted(set(missing), key=list(TABLE1).index)
+    verdict = _verdict(checks, missing)
+    if verdict == "refuted" and missing:
+        details = [*details, f"not finished: {', '.join(missing)}"]
+    return Claim(label, statement, verdict, tuple(details))
+
+
+def _unfinished(runs: dict, names) -> list[str]:
+    return [n for n in names if not finished(n, runs.get(n))]
+
+
+FF_NETS = tuple(n for n in TABLE1 if procedure(n) == "ff")
+
+
+def claim_goodness_beats_softmax(runs: dict) -> Claim:
+    """(a) For every FF net, the test error by goodness over every label is below the
+    one-pass softmax's."""
+    checks, details = [], []
+    for name in FF_NETS:
+        if finished(name, runs.get(name)):
+            good, soft = runs[name]["test_error_goodness"], runs[name]["test_error_softmax"]
+            checks.append(good < soft)
+            sign = "<" if good < soft else ">="
+            details.append(f"{name}: goodness {_pc(good)} {sign} softmax {_pc(soft)}")
+    statement = "every-label goodness beats the one-pass softmax (test error, each FF net)"
+    return _claim("(a)", statement, checks, _unfinished(runs, FF_NETS), details)
+
+
+def claim_min_beats_max(runs: dict) -> Claim:
+    """(b) At each depth, the min-ssq net's test error is below the max-ssq net's, by
+    goodness and by the one-pass softmax."""
+    checks, details, missing = [], [], []
+    for layers in (2, 3):
+        pair = (f"cifar10_ff_min_{layers}", f"cifar10_ff_max_{layers}")
+        if _unfinished(runs, pair):
+            missing += _unfinished(runs, pair)
+            continue
+        lo, hi = runs[pair[0]], runs[pair[1]]
+        parts = []
+        for test in ("goodness", "softmax"):
+            a, b = lo[f"test_error_{test}"], hi[f"test_error_{test}"]
+            checks.append(a < b)
+            parts.append(f"{test} min {_pc(a)} {'<' if a < b else '>='} max {_pc(b)}")
+        details.append(f"{layers} layers: " + ", ".join(parts))
+    statement = "min ssq beats max ssq (test error by both procedures, each depth)"
+    return _claim("(b)", statement, checks, missing, details)
+
+
+def best_ff_test_error(metrics: dict) -> tuple[float, str]:
+    """The lower of an FF net's two test errors, and its procedure's name."""
+    good, soft = metrics["test_error_goodness"], metrics["test_error_softmax"]
+    return (good, "goodness") if good <= soft else (soft, "softmax")
+
+
+def claim_gap_does_not_grow(runs: dict, tolerance: float = GAP_TOLERANCE) -> Claim:
+    """(c) For each objective, the gap (best FF test error minus BP's) with 3 hidden
+    layers is at most the gap with 2 layers plus ``tolerance``."""
+    checks, details, missing = [], [], []
+    for objective in ("min", "max"):
+        nets = [f"cifar10_{net}_{k}" for k in (2, 3) for net in (f"ff_{objective}", "bp")]
+        if _unfinished(runs, nets):
+            missing += _unfinished(runs, nets)
+            continue
+        gaps, parts = [], []
+        for layers in (2, 3):
+            ff, which = best_ff_test_error(runs[f"cifar10_ff_{objective}_{layers}"])
+            bp = runs[f"cifar10_bp_{layers}"]["test_error"]
+            gaps.append(ff - bp)
+            parts.append(
+                f"{layers} layers FF {_pc(ff)} ({which}) - BP {_pc(bp)} = "
+                f"{100 * (ff - bp):.2f} points"
+            )
+        growth = gaps[1] - gaps[0]
+        checks.append(growth <= tolerance + 1e-12)
+        details.append(f"{objective} ssq: {'; '.join(parts)}: change {100 * growth:+.2f} points")
+    statement = "the FF-BP gap does not grow with depth"
+    rule = (
+        "gap = best FF test error (goodness or softmax) minus BP's, per objective; it grows "
+        f"when the 3-layer gap exceeds the 2-layer one by more than {100 * tolerance:g} point "
+        "(about the standard error of a 40% error on 10,000 test images, 0.49 point)"
+    )
+    return _claim("(c)", statement, checks, missing, [rule, *details])
+
+
+def training_curve(metrics: dict, seconds_key: str) -> list[tuple[int, float, float]]:
+    """``(epoch, training seconds so far, training error)`` of every history record that
+    has a training error: BP's ``train_error``; FF's lower of ``train_error_goodness``
+    (every ``--eval-every`` epochs) and ``train_error_softmax`` (every epoch)."""
+    out, seconds = [], 0.0
+    for record in metrics["history"]:
+        seconds += record.get(seconds_key, float("nan"))
+        keys = ("train_error", "train_error_goodness", "train_error_softmax")
+        errors = [record[k] for k in keys if record.get(k) is not None]
+        if errors:
+            out.append((record["epoch"], seconds, min(errors)))
+    return out
+
+
+def _seconds_key(*runs: dict) -> str:
+    """CPU seconds of training where every record has them (wall seconds count the time
+    other work took the core), else wall seconds."""
+    every = all("train_cpu_seconds" in r for m in runs for r in m["history"])
+    return "train_cpu_seconds" if every else "train_seconds"
+
+
+def compare_training(bp: dict, ff: dict, epochs=CURVE_EPOCHS) -> dict:
+    """BP's and FF's training errors at ``epochs`` and the last epoch both recorded, and
+    BP's after the training seconds FF took to reach each of them (BP's last error before
+    that time; its final one once it has finished).
+
+    Returns
+    -------
+    comparison : dict
+        ``epochs``, ``seconds`` (FF's, to each epoch), ``ff``, ``bp_epoch``,
+        ``bp_seconds`` (lists, one entry per compared epoch; ``bp_seconds`` None where BP
+        had finished no epoch by then) and ``seconds_key``.
+    """
+    key = _seconds_key(bp, ff)
+    bp_curve, ff_curve = training_curve(bp, key), training_curve(ff, key)
+    bp_at = {e: err for e, _, err in bp_curve}
+    ff_at = {e: (s, err) for e, s, err in ff_curve}
+    common = sorted(set(bp_at) & set(ff_at))
+    chosen = [e for e in common if e in epochs or e == common[-1]] if common else []
+    out = {"epochs": chosen, "seconds": [], "ff": [], "bp_epoch": [], "bp_seconds": []}
+    for e in chosen:
+        seconds, err = ff_at[e]
+        before = [b for _, s, b in bp_curve if s <= seconds]
+        out["seconds"].append(seconds)
+        out["ff"].append(err)
+        out["bp_epoch"].append(bp_at[e])
+        out["bp_seconds"].append(before[-1] if before else None)
+    out["seconds_key"] = key
+    return out
+
+
+def claim_bp_trains_faster(runs: dict, epochs=CURVE_EPOCHS) -> Claim:
+    """(d) BP's training error is below FF's after the same number of epochs and after
+    the same training seconds, at every compared point, for each FF net against BP of its
+    depth (:func:`compare_training`)."""
+    checks, details, missing = [], [], []
+
+    def series(values):
+        return "/".join("-" if v is None else f"{100 * v:.1f}" for v in values) + "%"
+
+    for name in FF_NETS:
+        bp_name = f"cifar10_bp_{name[-1]}"
+        pending = _unfinished(runs, (bp_name, name))
+        if pending:
+            missing += pending
+            continue
+        c = compare_training(runs[bp_name], runs[name], epochs)
+        bp_points = c["bp_epoch"] + [b for b in c["bp_seconds"] if b is not None]
+        ff_points = c["ff"] + [f for f, b in zip(c["ff"], c["bp_seconds"]) if b is not None]
+        checks.append(bool(c["epochs"]) and all(b < f for b, f in zip(bp_points, ff_points)))
+        unit = "CPU s" if c["seconds_key"] == "train_cpu_seconds" else "s (wall)"
+        when = "/".join(str(e) for e in c["epochs"])
+        secs = "/".join(f"{s:,.0f}" for s in c["seconds"])
+        details.append(
+            f"{name} against {bp_name}: FF {series(c['ff'])} at epochs {when} ({secs} {unit}); "
+            f"BP {series(c['bp_epoch'])} at the same epochs, {series(c['bp_seconds'])} after "
+            "the same seconds"
+        )
+    statement = "BP lowers training error faster, against epochs and training seconds"
+    rule = (
+        "training errors in the histories (FF: the lower of its two classifiers at that "
+        f"epoch); confirmed when BP's is below FF's at epochs {', '.join(map(str, epochs))} "
+        "and the last, and after the training seconds FF took to reach each"
+    )
+    return _claim("(d)", statement, checks, missing, [rule, *details])
+
+
+def claim_best_iteration(runs: dict, window=BEST_ITERATIONS) -> Claim:
+    """(e) For every FF net, the lowest test error from a single iteration's goodness
+    (``error_by_iteration``) falls within iterations ``window`` (both included)."""
+    lo, hi = window
+    checks, details = [], []
+    for name in FF_NETS:
+        if not finished(name, runs.get(name)):
+            continue
+        errors = runs[name]["error_by_iteration"]
+        best = min(errors)
+        at = [i for i, e in enumerate(errors, 1) if e == best]
+        near = any(lo <= i <= hi for i in at)
+        checks.append(near)
+        where = "/".join(map(str, at))
+        if near:
+            off = "within"
+        elif at[0] > hi:
+            off = f"{at[0] - hi} after"
+        else:
+            off = f"{lo - at[-1]} before"
+        inside = "/".join(f"{100 * e:.2f}" for e in errors[lo - 1 : hi])
+        details.append(
+            f"{name}: lowest {_pc(best)} at iteration {where} ({off} {lo}-{hi}; "
+            f"iterations {lo}-{hi}: {inside}%)"
+        )
+    statement = f"single-iteration goodness error is lowest near iterations {lo}-{hi}"
+    return _claim("(e)", statement, checks, _unfinished(runs, FF_NETS), details)
+
+
+def claims(runs: dict) -> list[Claim]:
+    """The five claims of Sec. 4, (a) to (e), from the six nets' metrics
+    (``{name: metrics dict or None}``, :func:`load_runs`)."""
+    return [
+        claim_goodness_beats_softmax(runs),
+        claim_min_beats_max(runs),
+        claim_gap_does_not_grow(runs),
+        claim_bp_trains_faster(runs),
+        claim_best_iteration(runs),
+    ]
+
+
+def claims_text(runs: dict) -> str:
+    """:func:`claims` as text: a verdict line per claim, its numbers indented below."""
+    return "\n".join(line for claim in claims(runs) for line in claim.lines())
 
 
 def cost_text(gflops: float = 100.0, epochs: int = 60) -> str:
@@ -264,6 +560,12 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=Path, default=Path("runs"), help="folder of the runs")
     p.add_argument("--print", action="store_true", help="print the command, do not run it")
     p.add_argument("--table1", action="store_true", help="status of CIFAR-10's ten rows")
+    p.add_argument(
+        "--claims",
+        action="store_true",
+        help="the paper's five claims of Sec. 4 from the Table 1 runs: confirmed, refuted or "
+        "pending",
+    )
     p.add_argument("--cost", action="store_true", help="CIFAR-10's cost arithmetic and budget")
     p.add_argument(
         "--gflops",
@@ -284,6 +586,9 @@ def main(argv=None) -> int:
         if not found:
             p.error(f"no Table 1 run in {opts.runs}")
         print(cifar10.plot_error_curves(found, opts.curves))
+        return 0
+    if opts.claims:
+        print(claims_text(load_runs(opts.runs)))
         return 0
     if opts.table1:
         for name in TABLE1:
