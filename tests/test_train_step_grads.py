@@ -270,3 +270,42 @@ def test_a_new_goodness_is_one_class():
 
         assert_close(grads[f"layer{l}"]["W"], autograd.grad(f, 0)(W, b), AUTOGRAD_TOL, "W")
         assert_close(grads[f"layer{l}"]["b"], autograd.grad(f, 1)(W, b), AUTOGRAD_TOL, "b")
+
+
+class _ShuffledPixels:
+    """A negative-data part defined in a test, to show that a pretext transform is one
+    class: each negative is its image with the pixels in a random order (real pixel
+    statistics, no real shape), as a self-supervised pretext task would make them."""
+
+    def make(self, x, labels, rng, q=None):
+        order = np.argsort(rng.random(x.shape), axis=1)  # one permutation per image
+        return np.take_along_axis(x, order, axis=1), labels
+
+
+def test_a_new_negative_part_is_one_class():
+    """Unsupervised FF with the test's own negatives: the step's gradients are those of
+    Eq. 1 on [x; the part's negatives] through every layer (autograd, float64)."""
+    autograd = pytest.importorskip("autograd", reason="the test extra (pip install -e .[test])")
+    anp = pytest.importorskip("autograd.numpy")
+    rng = np.random.default_rng(0)
+    layers = [Dense(N_IN, 9, rng, np.float64), Dense(9, 7, rng, np.float64)]
+    net = FFNet(
+        layers=layers, supervised=False, negatives=_ShuffledPixels(), theta=0.3, dtype=np.float64
+    )
+    x, labels = _inputs()
+    old = [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
+    out = net.train_step(x, labels, np.random.default_rng(5), SGD(LR), SGD(0.0), return_grads=True)
+    x_neg, _ = _ShuffledPixels().make(x, labels, np.random.default_rng(5))  # the same draw
+    assert not np.allclose(x_neg, x) and np.allclose(np.sort(x_neg, 1), np.sort(x, 1))
+    X = normalize(np.concatenate([x, x_neg]), net.norm)
+    s = gd.sign(np.arange(2 * B) < B, "max")
+    for l, (W, b) in enumerate(old):
+
+        def f(W, b, X=X):
+            y = anp.maximum(anp.dot(X, W) + b, 0.0)
+            return anp.sum(anp.logaddexp(0.0, -s * (anp.sum(y * y, axis=1) - 0.3))) / B
+
+        g = out["grads"][f"layer{l}"]
+        assert_close(g["W"], autograd.grad(f, 0)(W, b), AUTOGRAD_TOL, f"layer {l} W")
+        assert_close(g["b"], autograd.grad(f, 1)(W, b), AUTOGRAD_TOL, f"layer {l} b")
+        X = normalize(np.maximum(X @ W + b, 0.0), net.norm)
