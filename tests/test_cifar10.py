@@ -308,3 +308,19 @@ def test_table1_status_lines(tmp_path):
     png = tmp_path / "curves.png"
     assert rep.main(["--runs", str(tmp_path), "--curves", str(png)]) == 0
     assert_png(png)
+
+
+def test_error_curves_count_cpu_seconds_when_every_epoch_has_them():
+    """A paused or crowded run's wall time is not its cost: the curves use the CPU
+    seconds when every epoch recorded them, and the wall time otherwise."""
+    from ff_numpy.experiments.cifar10 import error_curves, training_clock
+
+    hist = [
+        {"epoch": 1, "train_seconds": 100.0, "train_cpu_seconds": 20.0, "test_error": 0.5},
+        {"epoch": 2, "train_seconds": 900.0, "train_cpu_seconds": 21.0, "test_error": 0.4},
+    ]
+    assert training_clock({"history": hist}) == "train_cpu_seconds"
+    assert error_curves({"history": hist})["test_error"] == ([1, 2], [20.0, 41.0], [0.5, 0.4])
+    del hist[1]["train_cpu_seconds"]  # a run saved before the key existed
+    assert training_clock({"history": hist}) == "train_seconds"
+    assert error_curves({"history": hist})["test_error"][1] == [100.0, 1000.0]

@@ -1147,11 +1147,22 @@ ERROR_CURVES = (  # (key in the history, legend)
 )
 
 
+def training_clock(metrics: dict) -> str:
+    """The history's key of training time: ``"train_cpu_seconds"`` when every epoch has
+    it (the process's CPU time: with one BLAS thread the compute spent, unchanged by other
+    work sharing the cores or by a paused run), else the wall time ``"train_seconds"``."""
+    hist = metrics["history"]
+    cpu = bool(hist) and all(r.get("train_cpu_seconds") is not None for r in hist)
+    return "train_cpu_seconds" if cpu else "train_seconds"
+
+
 def error_curves(metrics: dict) -> dict[str, tuple[list, list, list]]:
     """The per-epoch errors of a run: ``{key: (epochs, training seconds so far, errors)}``
-    for every key of :data:`ERROR_CURVES` the history holds."""
+    for every key of :data:`ERROR_CURVES` the history holds; the seconds by
+    :func:`training_clock`."""
     hist = metrics["history"]
-    seconds = np.cumsum([r.get("train_seconds", np.nan) for r in hist]).tolist()
+    clock = training_clock(metrics)
+    seconds = np.cumsum([r.get(clock, np.nan) for r in hist]).tolist()
     out = {}
     for key, _ in ERROR_CURVES:
         pts = [(r["epoch"], s, r[key]) for r, s in zip(hist, seconds) if r.get(key) is not None]
@@ -1197,7 +1208,12 @@ def plot_error_curves(runs, path) -> Path:
             ax_epoch.plot(epochs, percent, label=name, **style)
             ax_time.plot(np.asarray(seconds) / 3600, percent, **style)
     ax_epoch.set_xlabel("epoch")
-    ax_time.set_xlabel("training hours (evaluation excluded)")
+    cpu = all(training_clock(m) == "train_cpu_seconds" for m in runs)
+    ax_time.set_xlabel(
+        "training CPU hours (evaluation excluded)"
+        if cpu
+        else "training hours, wall clock (evaluation excluded)"
+    )
     for ax in (ax_epoch, ax_time):
         ax.set_ylabel("error (%)")
         ax.grid(True, alpha=0.3)
