@@ -380,10 +380,10 @@ def training_curve(metrics: dict, seconds_key: str) -> list[tuple[int, float, fl
 
 
 def _seconds_key(*runs: dict) -> str:
-    """CPU seconds of training where every record has them (wall seconds count the time
-    other work took the core), else wall seconds."""
-    every = all("train_cpu_seconds" in r for m in runs for r in m["history"])
-    return "train_cpu_seconds" if every else "train_seconds"
+    """CPU seconds of training where every record of every run has them, else wall
+    seconds (:func:`ff_numpy.experiments.cifar10.training_clock`, over all the runs)."""
+    clocks = {cifar10.training_clock(m) for m in runs}
+    return "train_cpu_seconds" if clocks == {"train_cpu_seconds"} else "train_seconds"
 
 
 def compare_training(bp: dict, ff: dict, epochs=CURVE_EPOCHS) -> dict:
