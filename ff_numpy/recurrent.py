@@ -112,7 +112,13 @@ def damped_step(a: np.ndarray, y_prev: np.ndarray, damping: float) -> tuple[np.n
 
 
 def dL_da_damped(
-    y: np.ndarray, r: np.ndarray, dL_dG: np.ndarray, damping: float, out=None, goodness=None
+    y: np.ndarray,
+    r: np.ndarray,
+    dL_dG: np.ndarray,
+    damping: float,
+    out=None,
+    goodness=None,
+    starts=None,
 ) -> np.ndarray:
     r"""Derivative of the layer loss with respect to the pre-activations, with the
     previous state held constant (Sec. 3.4).
@@ -132,12 +138,15 @@ def dL_da_damped(
         The new (damped) state.
     r : ndarray, shape (B, n)
         From :func:`damped_step`: positive exactly where :math:`a > 0`.
-    dL_dG : ndarray, shape (B,)
-        Derivative of the layer loss with respect to each row's goodness.
+    dL_dG : ndarray, shape (B,), or (B, n_groups) with ``starts``
+        Derivative of the layer loss with respect to each row's goodness (or each
+        location's).
     damping : float
     out : ndarray, shape (B, n), optional
     goodness : goodness part, optional
         :func:`ff_numpy.goodness.make_goodness` (default the sum of squares).
+    starts : ndarray of int, optional
+        First unit of every location, for a goodness per location.
 
     Returns
     -------
@@ -149,7 +158,7 @@ def dL_da_damped(
     # y = d y_prev + (1 - d) relu(a)  =>  dL/da = dL/dy (1 - d) [a > 0]   (y_prev constant)
     # dL/dy is linear in dL/dG (row n scales by dL/dG_n), so the constant (1 - d) rides
     # in the row factor: one pass over (B, n) instead of two.
-    dL_dy_1md = goodness.dL_dy(y, (1.0 - damping) * dL_dG)  # (1 - d) dL/dy: (B, n)
+    dL_dy_1md = goodness.dL_dy(y, (1.0 - damping) * dL_dG, starts)  # (1 - d) dL/dy: (B, n)
     return np.multiply(dL_dy_1md, r > 0, out=out)  # ReLU'(a) = [a > 0]
 
 
@@ -202,6 +211,12 @@ class RecurrentFFNet:
     theta : float or sequence of float, optional
         Threshold of each hidden layer; default its number of units (for ``"rms"``).
         Not used by a loss without threshold (SymBa).
+    goodness_per : {"layer", "location"}
+        Apply the loss to the goodness of the whole layer (the default) or separately to
+        every location of a locally connected layer (each location's goodness against
+        its share of ``theta``, ``theta * units / n``); the layers' ``up`` connections
+        give the locations (``location_starts()``). Classification sums the goodness
+        over the layer either way.
     goodness : {"ssq", "sum"} or goodness part
         The goodness of a damped state (:func:`ff_numpy.goodness.make_goodness`): the sum
         of squared activities (Eq. 1, the default) or of the activities (Sec. 10).
@@ -261,6 +276,7 @@ class RecurrentFFNet:
         theta=None,
         goodness="ssq",
         loss=None,
+        goodness_per: str = "layer",
         norm: str | None = None,
         peer_strength: float = 0.0,
         hard_floor: float = 0.0,
@@ -336,6 +352,7 @@ class RecurrentFFNet:
                     f"{name} layers must hold {self.dtype} arrays (the net's dtype), got "
                     f"{sorted(str(d) for d in dtypes)}"
                 )
+        self._set_goodness_groups(goodness_per)
         self.peer_strength = float(non_negative_float().check(peer_strength, "peer_strength"))
         self.peers = [PeerNorm(h, peer_strength) if peer_strength else None for h in hidden]
         if not 0.0 <= hard_floor <= 1.0:
@@ -358,6 +375,31 @@ class RecurrentFFNet:
                 f"with loss_after_label, the label reaches the layers at iterations "
                 f"{self.label_reached}, after the last loss iteration {last}"
             )
+
+    def _set_goodness_groups(self, goodness_per: str) -> None:
+        """``group_starts[l]``: the first unit of every location of hidden layer ``l``
+        (None: one goodness for the layer), ``group_theta[l]``: the threshold of every
+        group (the layer's ``theta`` shared out by units)."""
+        if goodness_per not in ("layer", "location"):
+            raise ValueError(f"goodness_per must be 'layer' or 'location', got {goodness_per!r}")
+        self.goodness_per = goodness_per
+        self.group_starts = [None] * len(self.hidden)
+        self.group_theta = list(self.theta)
+        if goodness_per == "layer":
+            return
+        for l, layer in enumerate(self.up):
+            starts = getattr(layer, "location_starts", lambda: None)()
+            if starts is None:
+                raise ValueError(
+                    f"goodness_per='location' needs locally connected layers: hidden layer "
+                    f"{l}'s connection from below ({type(layer).__name__}) has no locations"
+                )
+            starts = np.asarray(starts)
+            if starts[0] != 0 or np.any(np.diff(starts) <= 0) or starts[-1] >= layer.n_out:
+                raise ValueError(f"the locations of hidden layer {l} do not tile its units")
+            sizes = np.diff(np.append(starts, layer.n_out))
+            self.group_starts[l] = starts
+            self.group_theta[l] = self.theta[l] * sizes / layer.n_out  # (n_groups,)
 
     # ------------------------------------------------------------------ schedule
     @property
@@ -530,11 +572,16 @@ class RecurrentFFNet:
             first, last = self.loss_ranges[l]
             if not first <= t <= last:
                 return
-            G = self.goodness_fn.G(y)  # (2B,): goodness of the damped state, before norm
-            loss_sums[l] += float(self.loss.L(G, s, self.theta[l]).sum() / B)
-            dL_dG = self.loss.dL_dG(G, s, self.theta[l]) / B  # mean over the B pairs
+            starts, theta = self.group_starts[l], self.group_theta[l]
+            s_l = s if starts is None else s[:, None]  # one sign per row, or per location
+            # (2B,) or (2B, n_groups): goodness of the damped state, before norm
+            G = self.goodness_fn.G(y, starts)
+            loss_sums[l] += float(self.loss.L(G, s_l, theta).sum() / B)
+            dL_dG = self.loss.dL_dG(G, s_l, theta) / B  # mean over the B pairs
             # dL/da = dL/dy (1 - d) [a > 0], into this iteration's preallocated rows
-            dL_da = dL_da_damped(y, r, dL_dG, d, out=D[l][t - 1], goodness=self.goodness_fn)
+            dL_da = dL_da_damped(
+                y, r, dL_dG, d, out=D[l][t - 1], goodness=self.goodness_fn, starts=starts
+            )
             if self.peers[l] is not None:  # footnote 9, on the positive rows
                 self.peers[l].update(y[:B])
                 dL_da[:B] += (self.peers[l].dL_da() / B).astype(self.dtype)
@@ -614,11 +661,13 @@ class RecurrentFFNet:
         self.down[l].linear(h_above, out=a, accumulate=True)  # + (B, n_above) @ (n_above, n)
         a += self.up[l].b
         y, r = damped_step(a, np.array(y_prev, dtype=self.dtype), self.damping)
-        G = self.goodness_fn.G(y)  # (B,)
-        dL_dG = self.loss.dL_dG(G, s, self.theta[l])  # (B,)
-        dL_da = dL_da_damped(y, r, dL_dG, self.damping, goodness=self.goodness_fn)
+        starts, theta = self.group_starts[l], self.group_theta[l]
+        s_l = s if starts is None else np.asarray(s)[:, None]
+        G = self.goodness_fn.G(y, starts)  # (B,), or (B, n_groups) per location
+        dL_dG = self.loss.dL_dG(G, s_l, theta)
+        dL_da = dL_da_damped(y, r, dL_dG, self.damping, goodness=self.goodness_fn, starts=starts)
         return {
-            "loss": float(self.loss.L(G, s, self.theta[l]).sum()),
+            "loss": float(self.loss.L(G, s_l, theta).sum()),
             "W_up": self.up[l].weight_grad(h_below, dL_da),  # (n_below, B) @ (B, n)
             "W_down": self.down[l].weight_grad(h_above, dL_da),  # (n_above, B) @ (B, n)
             "b": dL_da.sum(axis=0),
@@ -799,6 +848,8 @@ class RecurrentFFNet:
         }
         if self.loss.name != "logistic":
             cfg["loss"] = self.loss.config()
+        if self.goodness_per != "layer":
+            cfg["goodness_per"] = self.goodness_per
         types = self._connection_types()
         if any(t != "Dense" for kind in types.values() for t in kind):
             cfg["connections"] = types

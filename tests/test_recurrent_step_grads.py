@@ -89,7 +89,7 @@ def _connections(kind, rng):
     return up, down
 
 
-def _net(kind, goodness, objective, loss, seed=0):
+def _net(kind, goodness, objective, loss, seed=0, goodness_per="layer"):
     rng = np.random.default_rng(seed)
     up, down = _connections(kind, rng)
     for layer in up:  # biases that keep most units on, so that no check is vacuous
@@ -101,7 +101,7 @@ def _net(kind, goodness, objective, loss, seed=0):
         up[0].n_in, hidden, N_CLASSES, rng,
         damping=DAMPING, iterations=ITERATIONS, loss_iterations=(1, ITERATIONS),
         average_iterations=(1, ITERATIONS), objective=objective,
-        theta=THETA, goodness=goodness,
+        theta=THETA, goodness=goodness, goodness_per=goodness_per,
         loss=lossmod.make_loss(loss, alpha=ALPHA), up=up, down=down, dtype=np.float64,
     )  # fmt: skip
 
@@ -209,11 +209,16 @@ def _ref_losses(xp, params, mask, reads, spec):
         W_down = params[f"down{l}.W"] * mask[f"down{l}.W"]
         a = xp.dot(h_below, W_up) + xp.dot(h_above, W_down) + params[f"up{l}.b"]
         y = d * y_prev + (1 - d) * xp.maximum(a, 0.0)
-        G = xp.sum(y * y, axis=1) if spec["goodness"] == "ssq" else xp.sum(y, axis=1)
+        g = y * y if spec["goodness"] == "ssq" else y
+        if spec["per"] == "location":  # units are location-major: unit = loc * C + c
+            G = xp.sum(xp.reshape(g, (2 * B, -1, C_HIDDEN[l])), axis=2)  # (2B, n_loc)
+            s_l, theta = s[:, None], spec["theta"][l] * C_HIDDEN[l] / y.shape[1]
+        else:
+            G, s_l, theta = xp.sum(g, axis=1), s, spec["theta"][l]  # (2B,)
         if spec["loss"] == "symba":  # one loss per pair: softplus(-alpha (s G+ + s G-))
-            z = ALPHA * (s[:B] * G[:B] + s[B:] * G[B:])
-        else:  # Eq. 1: softplus(-s (G - theta)) per row
-            z = s * (G - spec["theta"][l])
+            z = ALPHA * (s_l[:B] * G[:B] + s_l[B:] * G[B:])
+        else:  # Eq. 1: softplus(-s (G - theta)) per row, or per row and location
+            z = s_l * (G - theta)
         per_layer[l] = per_layer[l] + xp.sum(xp.logaddexp(0.0, -z)) / B  # mean over pairs
     return per_layer
 
@@ -224,9 +229,14 @@ def _ref_total(xp, params, mask, reads, spec):
 
 # ----------------------------------------------------------------------------- the step
 CASES = [
-    (kind, goodness, objective, loss)
+    (kind, goodness, objective, loss, "layer")
     for kind in ("dense", "masked", "local")
     for goodness, loss in (("ssq", "logistic"), ("ssq", "symba"), ("sum", "logistic"))
+    for objective in ("max", "min")
+] + [  # the loss on every location's goodness (goodness_per="location")
+    (kind, goodness, objective, loss, "location")
+    for kind in ("masked", "local")
+    for goodness, loss in (("ssq", "logistic"), ("sum", "logistic"))
     for objective in ("max", "min")
 ]
 IDS = ["-".join(c) for c in CASES]
@@ -246,14 +256,14 @@ def _step(case, weight_decay=0.0):
     reads, spec
         The reference's recorded reads and options.
     """
-    kind, goodness, objective, loss = case
-    net = _net(kind, goodness, objective, loss)
+    kind, goodness, objective, loss, per = case
+    net = _net(kind, goodness, objective, loss, goodness_per=per)
     x, labels = _batch()
     params, mask = _weights(net)
     wrong = random_wrong_labels(labels, N_CLASSES, np.random.default_rng(5))  # the step's
     assert not np.any(wrong == labels)
     spec = dict(L=len(net.hidden), norm=net.norm, damping=DAMPING, objective=objective,
-                goodness=goodness, loss=loss, theta=net.theta)  # fmt: skip
+                goodness=goodness, loss=loss, theta=net.theta, per=per)  # fmt: skip
     assert net.norm == {"ssq": "rms", "sum": "mean"}[goodness]
     reads = _ref_reads(params, x, labels, wrong, spec)
     out = net.train_step(x, labels, np.random.default_rng(5), SGD(LR, weight_decay=weight_decay),

@@ -183,6 +183,7 @@ FF_DEFAULTS = {
     "negatives": "hard",
     "hard_floor": 0.05,
     "theta": None,  # the number of units of each layer
+    "goodness_per": "layer",
     "eval_every": 5,
 }
 PROCEDURE_DEFAULTS = {
@@ -316,6 +317,7 @@ def make_ff_net(args) -> RecurrentFFNet:
         average_iterations=ff["average_iterations"],
         objective=ff["objective"],
         theta=ff["theta"],
+        goodness_per=ff["goodness_per"],
         peer_strength=ff["peer_strength"],
         hard_floor=ff["hard_floor"],
     )
@@ -900,6 +902,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             "--theta",
             {"type": positive_float()},
             "goodness threshold (default: units per layer, 3072)",
+        ),
+        (
+            "--goodness-per",
+            {"choices": ["layer", "location"]},
+            "the loss on each layer's goodness, or on every location's (3 units, its "
+            "share of the threshold) (default: layer)",
         ),
         (
             "--eval-every",
