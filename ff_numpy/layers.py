@@ -172,9 +172,10 @@ class Dense:
         dL_dy : ndarray, shape (B, n_out)
             Derivative of the layer's loss with respect to its activities (from the
             goodness, :meth:`ff_numpy.goodness.SumOfSquares.dL_dy`).
-        dL_da_extra : ndarray, shape (B, n_out), optional
-            A term added after the ReLU's derivative (peer normalisation, footnote 9,
-            whose gradient also reaches units that are off).
+        dL_da_extra : ndarray, shape (B', n_out) with B' <= B, optional
+            A term added after the ReLU's derivative to the first B' rows (peer
+            normalisation, footnote 9, on the positive rows: its gradient also reaches
+            units that are off).
         formed : bool
             False hands ``dL_dW`` over as the product not yet formed (a speed trick of
             :meth:`weight_grad`, the same numbers).
@@ -189,7 +190,7 @@ class Dense:
         # y = relu(a)   =>  dL/da = dL/dy * [a > 0]; y > 0 exactly where a > 0 (ReLU'(0) = 0)
         dL_da = dL_dy * (y > 0)  # (B, n_out)
         if dL_da_extra is not None:
-            dL_da += dL_da_extra
+            dL_da[: len(dL_da_extra)] += dL_da_extra
         # a = x W + b   =>  dL/dW = x^T dL/da: (n_in, B) @ (B, n_out) -> (n_in, n_out)
         #                   dL/db = sum over rows of dL/da
         return {"W": self.weight_grad(x, dL_da, formed), "b": dL_da.sum(axis=0)}

@@ -663,9 +663,10 @@ class Local:
             From :meth:`forward`: x (B, n_in), y (B, n_out).
         dL_dy : ndarray, shape (B, n_out)
             Derivative of the layer's loss with respect to its activities.
-        dL_da_extra : ndarray, shape (B, n_out), optional
-            A term added after the ReLU's derivative (peer normalisation, whose gradient
-            also reaches units that are off).
+        dL_da_extra : ndarray, shape (B', n_out) with B' <= B, optional
+            A term added after the ReLU's derivative to the first B' rows (peer
+            normalisation on the positive rows, whose gradient also reaches units that
+            are off).
         formed : bool
             Ignored (:meth:`weight_grad` always forms its product).
 

@@ -719,9 +719,8 @@ class FFNet:
         dL_dy = self.goodness_fn.dL_dy(Y, dL_dG, starts)  # dG/dy = 2 y: (2B, n_out)
         extra = None
         if self.peers[l] is not None:  # peer normalisation (footnote 9): positive rows,
-            self.peers[l].update(Y[:B])  # added after the ReLU's derivative
-            extra = np.zeros_like(Y)
-            extra[:B] = self.peers[l].dL_da() / B
+            self.peers[l].update(Y[:B])  # added after the ReLU's derivative: (B, n_out)
+            extra = np.broadcast_to((self.peers[l].dL_da() / B).astype(Y.dtype), Y[:B].shape)
         # Eq. 3: {"W": X^T dL_da, "b": ...}; with fuse_momentum, "W" is that product
         # still to be formed, which SGD forms into its velocity (same numbers)
         g = layer.local_grads(cache, dL_dy, extra, formed=not self.fuse_momentum)

@@ -216,8 +216,12 @@ def test_bad_options_are_one_line_errors(options, needle, tmp_path, capsys):
 def test_defaults_are_resolved_per_procedure():
     ff = cifar10.resolved_options(experiments.default_args("cifar10"))
     assert (ff["lr"], ff["weight_decay"], ff["warmup_batches"]) == (0.001, 0.001, 200)
-    assert ff["average_iterations"] == [4, 6] and ff["loss_iterations"] == [1, 10]
+    assert ff["average_iterations"] == [4, 6] and ff["loss_iterations"] == [1, 6]
     assert ff["iterations"] == 10 and ff["readout_lr"] == 0.01 and ff["objective"] == "min"
+    assert ff["negatives"] == "random" and ff["goodness_per"] == "layer"
+    # the loss runs to the end of the classification window, wherever it is moved
+    moved = experiments.default_args("cifar10", average_iterations=[2, 8])
+    assert cifar10.resolved_options(moved)["loss_iterations"] == [1, 8]
     bp = cifar10.resolved_options(experiments.default_args("cifar10", procedure="bp"))
     assert (bp["lr"], bp["weight_decay"], bp["warmup_batches"]) == (0.02, 5e-4, 0)
     assert all(bp[k] is None for k in cifar10.FF_DEFAULTS)

@@ -74,8 +74,8 @@ QUICK = {
 }  # fmt: skip
 FULL = {  # two nets of Table 1, as benchmarks/reproduce.py trains them
     "bp": {"track_test": True},
-    "ff": {"objective": "min", "lr": 0.003, "track_test": True, "eval_every": 10,
-           "eval_size": 2_000},
+    "ff": {"objective": "min", "lr": 0.003, "negatives": "random", "track_test": True,
+           "eval_every": 10, "eval_size": 2_000},
 }  # fmt: skip
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 options = tutorial.parse_options(

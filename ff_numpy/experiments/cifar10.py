@@ -92,11 +92,21 @@ the runs made with these defaults belong in ``docs/RESULTS.md``.
 * **FF dynamics**: Sec. 3.4's, as for MNIST: iteration 0 is the label-free bottom-up
   pass (it carries no loss, since positive and negative data are the same there), then
   ``--iterations 10`` synchronous damped updates (0.3 / 0.7). The FF loss is applied at
-  every iteration 1..10 (``--loss-iterations``), with the states the update read held
-  constant (no backpropagation through time); the gradient is summed over them.
+  iterations 1..6, up to the end of the classification window (``--loss-iterations``;
+  training then runs 6 iterations, since no later one carries a loss), with the states
+  the update read held constant (no backpropagation through time); the gradient is
+  summed over them. On validation data (3 epochs on 45,000 images, random negatives)
+  the loss on 1..6 gave the same errors as on 1..10 (goodness 52.7% against 52.0%,
+  softmax 50.5% against 49.8%, on 2,000 images: within one standard error) in 70% of
+  the training time (127 against 182 CPU seconds an epoch); the test still runs all 10
+  iterations, whose goodness the metrics report (``error_by_iteration``).
 * **FF objective and threshold**: Eq. 1's logistic loss on the sum of squares of each
   damped state, threshold = the number of units (3072) for the root-mean-square
   normalisation of Hinton's code; ``--objective min`` by default (Table 1's better row).
+* **Loss per layer**: Eq. 1's loss on the goodness of the whole layer, not on every
+  location's (``--goodness-per location``: each location's 3 units against its share of
+  the threshold). In a probe on validation data (2 epochs on 10,000 images) the loss per
+  location was 10 points worse by goodness (83% against 74%) and 6 by the softmax.
 * **Normalisation** over the whole layer (the net's length normalisation, footnote 5),
   not per location: the paper normalises layers, and a per-location version would hide
   how the goodness is spread over the map from the layer above, which the top-down
@@ -105,9 +115,15 @@ the runs made with these defaults belong in ``docs/RESULTS.md``.
   the true label's unit is :math:`\sqrt{10}` and its dense top-down weights, drawn
   :math:`\mathcal N(0, 1/10)`, give each top-layer unit an input of unit variance, the
   size of its bottom-up input.
-* **Negatives** (Sec. 3.4's): one wrong label per image, drawn from the class
-  probabilities of the softmax readout of the label-free pass, the true label excluded,
-  with 5% uniform draws mixed in (``--hard-floor``, as for MNIST).
+* **Negatives**: one wrong label per image, drawn uniformly from the nine wrong ones.
+  Sec. 3.4's hard negatives (``--negatives hard``: drawn from the class probabilities of
+  the softmax readout of the label-free pass, the true label excluded, with 5% uniform
+  draws mixed in, ``--hard-floor``, as for MNIST) were the first default; on validation
+  data (3 epochs on 45,000 images, 2,000 validation images) they left the goodness error
+  8 points above random wrong labels' (59.9% against 52.0%; the softmax 51.3% against
+  49.8%), and the goodness error lowest at iteration 1 instead of in the paper's window:
+  trained only against the readout's confusions, the net never learns to reject the
+  other wrong labels, which the test by every label needs.
 * **Classification by goodness** sums every hidden layer's goodness (no layer is known
   to be better left out), averaged over iterations 4-6 (the paper's window); the
   one-pass softmax reads the normalised label-free activities of every hidden layer.
@@ -175,12 +191,12 @@ FF_DEFAULTS = {
     "objective": "min",
     "iterations": 10,
     "average_iterations": [4, 6],
-    "loss_iterations": None,  # 1 .. --iterations
+    "loss_iterations": None,  # 1 .. the last iteration of --average-iterations
     "damping": 0.3,
     "readout_lr": 0.01,
     "readout_weight_decay": 0.003,
     "peer_strength": 0.03,
-    "negatives": "hard",
+    "negatives": "random",
     "hard_floor": 0.05,
     "theta": None,  # the number of units of each layer
     "goodness_per": "layer",
@@ -709,7 +725,8 @@ class Cifar10BPTask(EvaluatedSets, BackpropTask):
 def resolved_options(args) -> dict:
     """The procedure-dependent options with their defaults filled in: ``lr`` and
     ``weight_decay`` for either procedure; the FF options (:data:`FF_DEFAULTS`, with
-    ``loss_iterations`` resolved to ``[1, iterations]``) for FF, None for BP."""
+    ``loss_iterations`` resolved to ``[1, last iteration of the classification window]``)
+    for FF, None for BP."""
     out = {
         k: v if getattr(args, k) is None else getattr(args, k)
         for k, v in PROCEDURE_DEFAULTS[args.procedure].items()
@@ -719,7 +736,8 @@ def resolved_options(args) -> dict:
         out[key] = (default if given is None else given) if args.procedure == "ff" else None
     if args.procedure == "ff":
         out["average_iterations"] = list(out["average_iterations"])
-        out["loss_iterations"] = list(out["loss_iterations"] or [1, out["iterations"]])
+        window_end = out["average_iterations"][1]
+        out["loss_iterations"] = list(out["loss_iterations"] or [1, window_end])
     return out
 
 
@@ -746,8 +764,8 @@ def check_args(args) -> None:
     r = resolved_options(args)
     T = r["iterations"]
     for option, (lo, hi) in (
-        ("--loss-iterations", r["loss_iterations"]),
         ("--average-iterations", r["average_iterations"]),
+        ("--loss-iterations", r["loss_iterations"]),
     ):
         if not 1 <= lo <= hi <= T:
             raise ValueError(
@@ -891,7 +909,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         (
             "--negatives",
             {"choices": ["hard", "random"]},
-            "wrong labels: hard (from the label-free pass's softmax) or random (default: hard)",
+            "wrong labels: hard (from the label-free pass's softmax) or uniform over the "
+            "wrong ones (default: random)",
         ),
         (
             "--hard-floor",
