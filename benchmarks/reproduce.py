@@ -170,24 +170,25 @@ def _ff(objective: str, layers: int, good: tuple, soft: tuple, hours: float) -> 
 
 
 # Hours at 60 epochs on one BLAS thread with a core of its own (CPU time), from the
-# measured rate of this code on a loaded 2-core machine. FF with 2 hidden layers:
-# 225-230 CPU seconds per 50,000-image epoch at batch 100 (about 34 GFLOP/s of useful
-# training FLOPs), 3.8 h of training, plus the evaluations at the same rate (softmax on
-# 2,000 training and 2,000 test images every epoch, every label on them every 10 epochs,
-# the final test trace and the training subset's errors on 10,000 images each): 3.9 h.
-# FF with 3 layers is an estimate, not a measurement: the 2-layer rate times the ratio
-# of training FLOPs (cifar10.flops_per_image: 1.97, twice the connections between
-# hidden layers), 7.5 h of training and 7.7 h in all. BP with 2 layers took 1,355 CPU
+# measured rate of this code on a loaded 2-core machine. FF with 2 hidden layers and the
+# loss on iterations 1-6 (training runs 6 iterations): 139 CPU seconds per
+# 50,000-image epoch at batch 100 (about 35 GFLOP/s of useful training FLOPs), 2.3 h of
+# training, plus the evaluations (softmax on 2,000 training and 2,000 test images every
+# epoch, every label on them every 10 epochs, the final test trace and the training
+# subset's errors on 10,000 images each, all 10 iterations): 2.5 h. FF with 3 layers is
+# an estimate, not a measurement: the 2-layer rate times the ratio of training FLOPs
+# (cifar10.flops_per_image: 1.95, twice the connections between hidden layers), 4.5 h of
+# training and 4.9 h in all. BP with 2 layers took 1,355 CPU
 # seconds of training (0.4 h); with 3, about 30 CPU seconds an epoch plus its
 # evaluations (0.6 h). With other runs sharing the two cores the wall time was 1.3-1.5
 # times the CPU time.
 TABLE1 = {
     "cifar10_bp_2": _bp(2, 0.00, 0.37, 0.4),
     "cifar10_bp_3": _bp(3, 0.02, 0.39, 0.6),
-    "cifar10_ff_min_2": _ff("min", 2, (0.20, 0.41), (0.31, 0.45), 3.9),
-    "cifar10_ff_min_3": _ff("min", 3, (0.24, 0.41), (0.32, 0.44), 7.7),
-    "cifar10_ff_max_2": _ff("max", 2, (0.25, 0.44), (0.33, 0.46), 3.9),
-    "cifar10_ff_max_3": _ff("max", 3, (0.21, 0.44), (0.31, 0.46), 7.7),
+    "cifar10_ff_min_2": _ff("min", 2, (0.20, 0.41), (0.31, 0.45), 2.5),
+    "cifar10_ff_min_3": _ff("min", 3, (0.24, 0.41), (0.32, 0.44), 4.9),
+    "cifar10_ff_max_2": _ff("max", 2, (0.25, 0.44), (0.33, 0.46), 2.5),
+    "cifar10_ff_max_3": _ff("max", 3, (0.21, 0.44), (0.31, 0.46), 4.9),
 }
 
 
@@ -507,7 +508,13 @@ def cost_text(gflops: float = 100.0, epochs: int = 60) -> str:
     hours = {}
     for name, net in TABLE1.items():
         args = experiments.parser("cifar10").parse_args(list(net.options))
-        f = cifar10.flops_per_image(args.procedure, args.hidden_layers)["train"]
+        r = cifar10.resolved_options(args)
+        ff = {} if args.procedure == "bp" else {
+            "iterations": r["iterations"],
+            "loss_iterations": r["loss_iterations"],
+            "window_last": r["average_iterations"][1],
+        }  # fmt: skip
+        f = cifar10.flops_per_image(args.procedure, args.hidden_layers, **ff)["train"]
         hours[name] = f * 50_000 * epochs / (gflops * 1e9) / 3600
     ff = sum(h for n, h in hours.items() if "_ff_" in n)
     bp = sum(h for n, h in hours.items() if "_bp_" in n)
