@@ -31,6 +31,7 @@ with 2 and 3 hidden layers, and Forward-Forward with each objective and depth, e
 net giving a goodness row and a one-pass softmax row::
 
     python benchmarks/reproduce.py --table1             # status of the ten rows
+    python benchmarks/reproduce.py --table1 --markdown  # ... as docs/RESULTS.md's table
     python benchmarks/reproduce.py --claims             # Sec. 4's five claims from them
     python benchmarks/reproduce.py --cost               # the cost arithmetic and budget
     python benchmarks/reproduce.py --cost --gflops 21   # ... at one BLAS thread's rate
@@ -216,6 +217,47 @@ def table1_status(name: str, runs: Path) -> list[str]:
             f"test {100 * test:.1f}% (paper {100 * row.paper_test:.0f}%): {verdict}"
         )
     return lines
+
+
+def table1_markdown(runs: Path) -> str:
+    """Table 1 as a Markdown table for docs/RESULTS.md: each row beside the paper's, with
+    the epochs done, the training time (CPU and wall hours, evaluations excluded) and
+    whether the test error is within 2 points; a row whose net has not finished shows
+    its progress only (nothing from an unfinished run stands as a result)."""
+    head = [
+        "| learning | testing | hidden layers | paper train / test | ours train / test | test "
+        "against the paper | epochs | training CPU / wall hours |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines = []
+    for name, net in TABLE1.items():
+        path = runs / name / "metrics.json"
+        metrics = json.loads(path.read_text()) if path.is_file() else None
+        hist = metrics.get("history", []) if metrics else []
+        total = metrics["config"]["epochs"] if metrics else "60"
+        cpu = sum(r.get("train_cpu_seconds") or 0.0 for r in hist) / 3600
+        wall = sum(r.get("train_seconds") or 0.0 for r in hist) / 3600
+        hours = f"{cpu:.2f} / {wall:.2f}" if hist else ""
+        layers = net.options[net.options.index("--hidden-layers") + 1]
+        for row in net.rows:
+            learning, _, testing = row.label.partition(", ")
+            paper = f"{100 * row.paper_train:.0f} / {100 * row.paper_test:.0f}%"
+            if metrics and row.test_metric in metrics:
+                train, test = metrics[row.train_metric], metrics[row.test_metric]
+                gap = test - row.paper_test
+                verdict = (
+                    f"within 2 points ({100 * gap:+.1f})"
+                    if gap <= 0.02 + 1e-12
+                    else f"**missed by {100 * gap:.1f} points**"
+                )
+                ours = f"{100 * train:.2f} / **{100 * test:.2f}%**"
+            else:
+                ours, verdict = "", "not finished" if metrics else "not started"
+            lines.append(
+                f"| {learning} | {testing or '-'} | {layers} | {paper} | {ours} | {verdict} | "
+                f"{len(hist)} of {total} | {hours} |"
+            )
+    return "\n".join(head + lines)
 
 
 # ----------------------------------------------------------------------------- Sec. 4's claims
@@ -570,6 +612,9 @@ def main(argv=None) -> int:
     p.add_argument("--print", action="store_true", help="print the command, do not run it")
     p.add_argument("--table1", action="store_true", help="status of CIFAR-10's ten rows")
     p.add_argument(
+        "--markdown", action="store_true", help="with --table1: the rows as a Markdown table"
+    )
+    p.add_argument(
         "--claims",
         action="store_true",
         help="the paper's five claims of Sec. 4 from the Table 1 runs: confirmed, refuted or "
@@ -598,6 +643,9 @@ def main(argv=None) -> int:
         return 0
     if opts.claims:
         print(claims_text(load_runs(opts.runs)))
+        return 0
+    if opts.table1 and opts.markdown:
+        print(table1_markdown(opts.runs))
         return 0
     if opts.table1:
         for name in TABLE1:

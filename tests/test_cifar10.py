@@ -328,3 +328,32 @@ def test_error_curves_count_cpu_seconds_when_every_epoch_has_them():
     del hist[1]["train_cpu_seconds"]  # a run saved before the key existed
     assert training_clock({"history": hist}) == "train_seconds"
     assert error_curves({"history": hist})["test_error"][1] == [100.0, 1000.0]
+
+
+def test_table1_markdown_shows_finished_rows_only(tmp_path, capsys):
+    """The Markdown table: a finished net's rows beside the paper's with the verdict and
+    its time, an unfinished net's progress without any error, a missing one as such."""
+    run = tmp_path / "cifar10_ff_min_2"
+    run.mkdir()
+    hist = [{"epoch": e, "train_cpu_seconds": 1800.0, "train_seconds": 3600.0} for e in (1, 2)]
+    metrics = {"config": {"epochs": 2}, "history": hist, "train_error_goodness": 0.2,
+               "test_error_goodness": 0.425, "train_error_softmax": 0.3,
+               "test_error_softmax": 0.48}  # fmt: skip
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    unfinished = tmp_path / "cifar10_bp_2"
+    unfinished.mkdir()
+    (unfinished / "metrics.json").write_text(
+        json.dumps({"config": {"epochs": 60}, "history": [{"epoch": 1, "test_error": 0.5}]})
+    )
+    assert rep.main(["--table1", "--markdown", "--runs", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 + 10 and all(line.count("|") == 9 for line in lines)
+    rows = {(c[1], c[2], c[3]): c for c in (line.split(" | ") for line in lines[2:])}
+    good = rows[("goodness, every label", "2", "20 / 41%")]
+    assert good[4] == "20.00 / **42.50%**" and good[5] == "within 2 points (+1.5)"
+    assert good[6:] == ["2 of 2", "1.00 / 2.00 |"]
+    soft = rows[("one-pass softmax", "2", "31 / 45%")]
+    assert soft[5] == "**missed by 3.0 points**"
+    bp2 = rows[("-", "2", "0 / 37%")]
+    assert bp2[4] == "" and bp2[5] == "not finished" and "50" not in bp2[4]
+    assert rows[("-", "3", "2 / 39%")][5] == "not started"
