@@ -378,13 +378,13 @@ class RecurrentFFNet:
 
     def _set_goodness_groups(self, goodness_per: str) -> None:
         """``group_starts[l]``: the first unit of every location of hidden layer ``l``
-        (None: one goodness for the layer), ``group_theta[l]``: the threshold of every
-        group (the layer's ``theta`` shared out by units)."""
+        (None: one goodness for the layer), ``group_share[l]``: each group's share of the
+        layer's units, hence of its threshold (:meth:`layer_theta`)."""
         if goodness_per not in ("layer", "location"):
             raise ValueError(f"goodness_per must be 'layer' or 'location', got {goodness_per!r}")
         self.goodness_per = goodness_per
         self.group_starts = [None] * len(self.hidden)
-        self.group_theta = list(self.theta)
+        self.group_share = [None] * len(self.hidden)
         if goodness_per == "layer":
             return
         for l, layer in enumerate(self.up):
@@ -399,7 +399,13 @@ class RecurrentFFNet:
                 raise ValueError(f"the locations of hidden layer {l} do not tile its units")
             sizes = np.diff(np.append(starts, layer.n_out))
             self.group_starts[l] = starts
-            self.group_theta[l] = self.theta[l] * sizes / layer.n_out  # (n_groups,)
+            self.group_share[l] = sizes / layer.n_out  # (n_groups,)
+
+    def layer_theta(self, l: int):
+        """Hidden layer ``l``'s threshold: ``theta[l]``, or per location its share of it
+        (an array, one per location, with ``goodness_per="location"``)."""
+        share = self.group_share[l]
+        return self.theta[l] if share is None else self.theta[l] * share
 
     # ------------------------------------------------------------------ schedule
     @property
@@ -572,7 +578,7 @@ class RecurrentFFNet:
             first, last = self.loss_ranges[l]
             if not first <= t <= last:
                 return
-            starts, theta = self.group_starts[l], self.group_theta[l]
+            starts, theta = self.group_starts[l], self.layer_theta(l)
             s_l = s if starts is None else s[:, None]  # one sign per row, or per location
             # (2B,) or (2B, n_groups): goodness of the damped state, before norm
             G = self.goodness_fn.G(y, starts)
@@ -661,7 +667,7 @@ class RecurrentFFNet:
         self.down[l].linear(h_above, out=a, accumulate=True)  # + (B, n_above) @ (n_above, n)
         a += self.up[l].b
         y, r = damped_step(a, np.array(y_prev, dtype=self.dtype), self.damping)
-        starts, theta = self.group_starts[l], self.group_theta[l]
+        starts, theta = self.group_starts[l], self.layer_theta(l)
         s_l = s if starts is None else np.asarray(s)[:, None]
         G = self.goodness_fn.G(y, starts)  # (B,), or (B, n_groups) per location
         dL_dG = self.loss.dL_dG(G, s_l, theta)

@@ -350,3 +350,21 @@ def test_train_step_applies_exactly_the_gradients_it_returns(case):
         scale = np.abs(old).max()
         np.testing.assert_allclose(after[key], expected, rtol=1e-13, atol=1e-15 * scale,
                                    err_msg=key)  # fmt: skip
+
+
+@pytest.mark.parametrize("per", ["layer", "location"])
+def test_threshold_set_after_construction_is_the_one_used(per):
+    """``net.theta`` is read at every update (a tutorial sets it after building the net);
+    per location, the thresholds are the layer's shared out by units and add up to it."""
+    net = _net("masked", "ssq", "max", "logistic", goodness_per=per)
+    x, labels = _batch()
+    reads = _ref_reads(*_weights(net)[:1], x, labels, (labels + 1) % N_CLASSES,
+                       dict(L=2, norm=net.norm, damping=DAMPING))  # fmt: skip
+    l, h_below, h_above, y_prev = reads[-1]
+    s = np.where(np.arange(2 * B) < B, 1.0, -1.0)
+    before = net.layer_local_grads(l, h_below, h_above, y_prev, s)["loss"]
+    assert np.isclose(np.sum(net.layer_theta(l)), net.theta[l], rtol=1e-12)
+    net.theta[l] += 5.0
+    assert np.isclose(np.sum(net.layer_theta(l)), net.theta[l], rtol=1e-12)
+    after = net.layer_local_grads(l, h_below, h_above, y_prev, s)["loss"]
+    assert after != before
