@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import math
 import os
+import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -38,7 +40,7 @@ from typing import Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
-from ff_numpy import checkpoint
+from ff_numpy import __version__, checkpoint
 from ff_numpy.optim import hold_then_linear, linear_warmup
 
 try:
@@ -458,8 +460,31 @@ def _peak_rss_mb() -> float | None:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+@functools.cache
+def code_commit() -> str:
+    """Which code is running: the library's version and, when it runs from a git checkout,
+    the commit (``0.1.0+6588bd1``), with ``.dirty`` when tracked files under ``ff_numpy/``
+    differ from it. Every epoch's record carries it, so a run resumed on other code, or
+    started from the wrong copy, shows in its history."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():  # an installed copy: the version is all there is
+        return __version__
+
+    def git(*args: str) -> str:
+        cmd = ["git", "-C", str(root), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=True).stdout
+
+    try:
+        head = git("rev-parse", "--short=7", "HEAD").strip()
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "ff_numpy").strip()
+    except (OSError, subprocess.SubprocessError):  # no git, or not a repository after all
+        return __version__
+    return f"{__version__}+{head}{'.dirty' if dirty else ''}"
+
+
 def _where_it_ran() -> dict:
-    """The BLAS thread setting and the cores this process may use, for each epoch's record.
+    """The BLAS thread setting and the cores this process may use, and the code
+    (:func:`code_commit`), for each epoch's record.
 
     float32 results depend on the BLAS thread count (OpenBLAS splits a product
     differently), so a run resumed with another count continues on different rounding;
@@ -471,7 +496,11 @@ def _where_it_ran() -> dict:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count()
-    return {"blas_threads": int(threads) if threads and threads.isdigit() else None, "cores": cores}
+    return {
+        "blas_threads": int(threads) if threads and threads.isdigit() else None,
+        "cores": cores,
+        "code_commit": code_commit(),
+    }
 
 
 def _fmt(d: dict) -> str:

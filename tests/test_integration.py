@@ -51,6 +51,7 @@ def test_small_net_learns_mnist_within_a_minute(small_run):
     for r in saved["history"]:  # CPU time of the batches: positive, at most threads x wall
         assert 0 < r["train_cpu_seconds"] <= 8 * r["train_seconds"] + 0.1
         assert r["cores"] >= 1 and "blas_threads" in r  # which epochs ran how
+        assert r["code_commit"] == train.code_commit()  # ... and on which code
     assert metrics["total_train_cpu_seconds"] == sum(
         r["train_cpu_seconds"] for r in saved["history"]
     )
@@ -313,3 +314,29 @@ def test_resume_with_another_blas_thread_count_warns(tmp_path, monkeypatch):
     assert [r["blas_threads"] for r in other["history"]] == [1, 1, 2]
     arrays, _ = checkpoint.load(tmp_path / "model.npz")
     assert arrays["w"][0] == 9  # 3 batches an epoch, 3 epochs, none repeated
+
+
+def test_code_commit_names_the_version_and_the_commit_of_a_checkout(monkeypatch):
+    """Every epoch's record says which code trained it: the version, and in a git
+    checkout the commit (``.dirty`` with changed tracked files); without git (or outside
+    a repository) the version alone."""
+    import re
+    import shutil
+    from pathlib import Path
+
+    import ff_numpy
+
+    train.code_commit.cache_clear()
+    got = train.code_commit()
+    assert got.startswith(ff_numpy.__version__)
+    root = Path(train.__file__).resolve().parent.parent
+    if (root / ".git").exists() and shutil.which("git"):
+        assert re.fullmatch(re.escape(ff_numpy.__version__) + r"\+[0-9a-f]{7}(\.dirty)?", got), got
+    train.code_commit.cache_clear()
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(train.subprocess, "run", no_git)
+    assert train.code_commit() == ff_numpy.__version__
+    train.code_commit.cache_clear()

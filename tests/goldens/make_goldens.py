@@ -65,7 +65,7 @@ N_FIRST = 8
 #: Keys with one of these words (``_``-separated) are left out: timings, memory, host.
 HOST_WORDS = frozenset(
     ("seconds", "second", "time", "wall", "clock", "memory", "rss", "mb", "host", "cores")
-    + ("threads", "cpu", "date")
+    + ("threads", "cpu", "date", "commit")
 )
 #: One BLAS / OpenMP thread, so that sums are taken in one order.
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
