@@ -489,6 +489,13 @@ tutorial.show(OUT / "ff" / "error_by_window.png", caption="this run")
 # spread over the images (the shaded bands, one standard deviation), which is why the
 # goodness classifier is still far from Table 1's numbers; at iteration 1 only the top
 # hidden layer has seen the label (tutorial 09), so it separates the labels least.
+#
+# **Which wrong labels.** The FF run trains against one wrong label per image, drawn
+# uniformly (`--negatives random`, the experiment's default). Sec. 3.4's hard negatives,
+# drawn from the readout's own confusions, help on MNIST; on CIFAR-10 they left the
+# goodness error 8 points higher on validation images (docs/RESULTS.md, "Why the
+# goodness error trailed the softmax"). Trained only against the labels its readout
+# confuses, the net never learns to reject the others, and the test tries every label.
 
 # %% [markdown]
 # **Error curves.** Each run draws its own (`error_curves.png`); `plot_error_curves`
