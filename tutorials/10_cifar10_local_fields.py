@@ -492,8 +492,8 @@ tutorial.show(OUT / "ff" / "error_by_window.png", caption="this run")
 #
 # **Which wrong labels.** The FF run trains against one wrong label per image, drawn
 # uniformly (`--negatives random`, the experiment's default). Sec. 3.4's hard negatives,
-# drawn from the readout's own confusions, help on MNIST; on CIFAR-10 they left the
-# goodness error 8 points higher on validation images (docs/RESULTS.md, "Why the
+# drawn from the readout's own confusions (the MNIST experiments' default), left the
+# goodness error 8 points higher on CIFAR-10 validation images (docs/RESULTS.md, "Why the
 # goodness error trailed the softmax"). Trained only against the labels its readout
 # confuses, the net never learns to reject the others, and the test tries every label.
 
