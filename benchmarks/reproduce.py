@@ -221,13 +221,14 @@ def table1_status(name: str, runs: Path) -> list[str]:
 
 def table1_markdown(runs: Path) -> str:
     """Table 1 as a Markdown table for docs/RESULTS.md: each row beside the paper's, with
-    the epochs done, the training time (CPU and wall hours, evaluations excluded) and
-    whether the test error is within 2 points; a row whose net has not finished shows
-    its progress only (nothing from an unfinished run stands as a result)."""
+    the epochs done, the training time (CPU and wall hours, evaluations excluded), the
+    code that trained it (every epoch's ``code_commit``) and whether the test error is
+    within 2 points; a row whose net has not finished shows its progress only (nothing
+    from an unfinished run stands as a result)."""
     head = [
         "| learning | testing | hidden layers | paper train / test | ours train / test | test "
-        "against the paper | epochs | training CPU / wall hours |",
-        "|---|---|---|---|---|---|---|---|",
+        "against the paper | epochs | training CPU / wall hours | code |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     lines = []
     for name, net in TABLE1.items():
@@ -239,6 +240,8 @@ def table1_markdown(runs: Path) -> str:
         wall = sum(r.get("train_seconds") or 0.0 for r in hist) / 3600
         hours = f"{cpu:.2f} / {wall:.2f}" if hist else ""
         layers = net.options[net.options.index("--hidden-layers") + 1]
+        # the code of every epoch, in order of first use (runs before b27775e recorded none)
+        code = ", ".join(dict.fromkeys(r["code_commit"] for r in hist if r.get("code_commit")))
         for row in net.rows:
             learning, _, testing = row.label.partition(", ")
             paper = f"{100 * row.paper_train:.0f} / {100 * row.paper_test:.0f}%"
@@ -255,7 +258,7 @@ def table1_markdown(runs: Path) -> str:
                 ours, verdict = "", "not finished" if metrics else "not started"
             lines.append(
                 f"| {learning} | {testing or '-'} | {layers} | {paper} | {ours} | {verdict} | "
-                f"{len(hist)} of {total} | {hours} |"
+                f"{len(hist)} of {total} | {hours} | {code} |"
             )
     return "\n".join(head + lines)
 

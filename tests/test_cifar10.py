@@ -336,6 +336,7 @@ def test_table1_markdown_shows_finished_rows_only(tmp_path, capsys):
     run = tmp_path / "cifar10_ff_min_2"
     run.mkdir()
     hist = [{"epoch": e, "train_cpu_seconds": 1800.0, "train_seconds": 3600.0} for e in (1, 2)]
+    hist[0]["code_commit"], hist[1]["code_commit"] = "0.1.0+aaaaaaa", "0.1.0+bbbbbbb.dirty"
     metrics = {"config": {"epochs": 2}, "history": hist, "train_error_goodness": 0.2,
                "test_error_goodness": 0.425, "train_error_softmax": 0.3,
                "test_error_softmax": 0.48}  # fmt: skip
@@ -347,11 +348,11 @@ def test_table1_markdown_shows_finished_rows_only(tmp_path, capsys):
     )
     assert rep.main(["--table1", "--markdown", "--runs", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 + 10 and all(line.count("|") == 9 for line in lines)
+    assert len(lines) == 2 + 10 and all(line.count("|") == 10 for line in lines)
     rows = {(c[1], c[2], c[3]): c for c in (line.split(" | ") for line in lines[2:])}
     good = rows[("goodness, every label", "2", "20 / 41%")]
     assert good[4] == "20.00 / **42.50%**" and good[5] == "within 2 points (+1.5)"
-    assert good[6:] == ["2 of 2", "1.00 / 2.00 |"]
+    assert good[6:] == ["2 of 2", "1.00 / 2.00", "0.1.0+aaaaaaa, 0.1.0+bbbbbbb.dirty |"]
     soft = rows[("one-pass softmax", "2", "31 / 45%")]
     assert soft[5] == "**missed by 3.0 points**"
     bp2 = rows[("-", "2", "0 / 37%")]
