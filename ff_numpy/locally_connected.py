@@ -439,29 +439,46 @@ class Local:
 
     # ---------------------------------------------------------------- config
     def config(self) -> dict:
-        """What rebuilds the layer (JSON-serialisable; no weights): its fields, as the
-        arguments of :class:`ff_numpy.masks.RaggedFields`, and its :meth:`set_block`."""
+        """What rebuilds the layer (JSON-serialisable; no weights): its fields, and its
+        :meth:`set_block`. Fields built by :func:`ff_numpy.masks.same_size_fields` are
+        stored as its arguments (a few numbers); others as the arguments of
+        :class:`ff_numpy.masks.RaggedFields` (every index: about 7 MB of JSON for one
+        CIFAR-10 connection)."""
         f = self.fields
-        fields = {
-            "indptr": f.indptr.tolist(),
-            "indices": f.indices.tolist(),
-            "channels": int(f.channels),
-            "n_in": int(f.n_in),
-            "grid": [int(g) for g in f.grid],
-        }
+        if f.recipe is not None:
+            fields = dict(f.recipe)
+        else:
+            fields = {
+                "indptr": f.indptr.tolist(),
+                "indices": f.indices.tolist(),
+                "channels": int(f.channels),
+                "n_in": int(f.n_in),
+                "grid": [int(g) for g in f.grid],
+            }
         return {"type": "Local", "fields": fields, "block": list(self.block), **self._options}
 
     @classmethod
     def from_config(cls, cfg: dict, rng: np.random.Generator, dtype=np.float32) -> Local:
         """The layer of :meth:`config`, its initial weights drawn from ``rng``."""
         f = cfg["fields"]
-        fields = masks.RaggedFields(
-            np.asarray(f["indptr"], dtype=np.int64),
-            np.asarray(f["indices"], dtype=np.int64),
-            int(f["channels"]),
-            int(f["n_in"]),
-            tuple(int(g) for g in f["grid"]),
-        )
+        if "same_size_fields" in f:
+            args = f["same_size_fields"]
+            try:
+                fields = masks.same_size_fields(args["in_shape"], args["channels"], args["k"])
+            except (KeyError, TypeError, ValueError) as e:
+                shown = repr(args) if len(repr(args)) <= 80 else repr(args)[:77] + "..."
+                raise ValueError(
+                    f"malformed fields of a Local layer: same_size_fields needs in_shape, "
+                    f"channels and k, got {shown} ({type(e).__name__}: {e})"
+                ) from None
+        else:
+            fields = masks.RaggedFields(
+                np.asarray(f["indptr"], dtype=np.int64),
+                np.asarray(f["indices"], dtype=np.int64),
+                int(f["channels"]),
+                int(f["n_in"]),
+                tuple(int(g) for g in f["grid"]),
+            )
         layer = cls(fields, rng, dtype)
         options = {k: cfg[k] for k in ("bands", "strided", "max_mnk") if k in cfg}
         layer.set_block(cfg.get("block", cls.BLOCK), **options)

@@ -36,6 +36,7 @@ layer  grid      field                                      channels  units
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -278,6 +279,10 @@ class RaggedFields:
         Size of the layer's input.
     grid : (int, int)
         Shape of the grid of locations (``n_loc = grid[0] * grid[1]``), row-major.
+    recipe : dict, optional
+        How the fields were built, when a function of this module built them
+        (``{"same_size_fields": {"in_shape": ..., "channels": ..., "k": ...}}``): a
+        layer's configuration then stores these few numbers instead of every index.
 
     Notes
     -----
@@ -290,6 +295,7 @@ class RaggedFields:
     channels: int
     n_in: int
     grid: tuple[int, int]
+    recipe: dict | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
         ptr, idx = np.asarray(self.indptr), np.asarray(self.indices)
@@ -423,7 +429,10 @@ def same_size_fields(in_shape, channels: int, k) -> RaggedFields:
     loc, indices = np.nonzero(sees)  # row-major: locations in order, fields sorted
     indptr = np.zeros(H * W + 1, dtype=np.int64)
     np.cumsum(np.bincount(loc, minlength=H * W), out=indptr[1:])
-    return RaggedFields(indptr, indices.astype(np.int64), int(channels), H * W * C, (H, W))
+    recipe = {"same_size_fields": {"in_shape": [H, W, C], "channels": int(channels), "k": [kh, kw]}}
+    return RaggedFields(
+        indptr, indices.astype(np.int64), int(channels), H * W * C, (H, W), recipe=recipe
+    )
 
 
 def same_size_mask(in_shape, channels: int, k, dtype=np.float32) -> np.ndarray:

@@ -639,3 +639,42 @@ def test_net_of_local_layers_trains_as_the_masked_net(goodness_per, norm_per):
     G = [net.goodness_per_label(x) for net in nets]
     assert_close(G[0], G[1], 1e-10, "goodness per label")
     assert np.ptp(G[0]) > 0  # the nets learned something that differs between labels
+
+
+def test_config_stores_how_same_size_fields_were_built_and_rebuilds_them():
+    """A CIFAR-10 connection's configuration is a few numbers, not its 311,052 indices;
+    it rebuilds the same fields. Fields given index by index still store every index."""
+    import json
+
+    f = masks.paper_cifar_fields()
+    layer = Local(f, np.random.default_rng(0))
+    cfg = layer.config()
+    assert len(json.dumps(cfg)) < 1000
+    assert cfg["fields"] == {
+        "same_size_fields": {"in_shape": [32, 32, 3], "channels": 3, "k": [11, 11]}
+    }
+    again = Local.from_config(json.loads(json.dumps(cfg)), np.random.default_rng(1))
+    for name in ("indptr", "indices"):
+        np.testing.assert_array_equal(getattr(again.fields, name), getattr(f, name))
+    assert (again.fields.channels, again.fields.n_in, again.fields.grid) == (3, 3072, (32, 32))
+    assert again.config() == cfg and again.block == layer.block
+
+    rng = np.random.default_rng(5)
+    by_hand = _random_ragged_fields(rng)
+    cfg = Local(by_hand, rng, np.float64).config()
+    assert cfg["fields"]["indices"] == by_hand.indices.tolist()
+    rebuilt = Local.from_config(cfg, rng, np.float64).fields
+    np.testing.assert_array_equal(rebuilt.indptr, by_hand.indptr)
+    np.testing.assert_array_equal(rebuilt.indices, by_hand.indices)
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [{"in_shape": [32, 32, 3], "channels": 3}, {"in_shape": [32], "channels": 3, "k": 11},
+     {"in_shape": [4, 4, 1], "channels": 1, "k": 2}, "not a dict"],
+)  # fmt: skip
+def test_a_malformed_recipe_is_a_one_line_error(recipe):
+    cfg = {"type": "Local", "fields": {"same_size_fields": recipe}, "block": [1, 1]}
+    with pytest.raises(ValueError, match="malformed fields of a Local layer") as err:
+        Local.from_config(cfg, np.random.default_rng(0))
+    assert "\n" not in str(err.value)
