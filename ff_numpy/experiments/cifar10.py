@@ -121,9 +121,10 @@ the runs made with these defaults belong in ``docs/RESULTS.md``.
   draws mixed in, ``--hard-floor``, as for MNIST) were the first default; on validation
   data (3 epochs on 45,000 images, 2,000 validation images) they left the goodness error
   8 points above random wrong labels' (59.9% against 52.0%; the softmax 51.3% against
-  49.8%), and the goodness error lowest at iteration 1 instead of in the paper's window:
-  trained only against the readout's confusions, the net never learns to reject the
-  other wrong labels, which the test by every label needs.
+  49.8%); in the first Table 1 run with them the goodness error was lowest at
+  iteration 1, not in the paper's window. Trained only against the readout's confusions,
+  the net never learns to reject the other wrong labels, which the test by every label
+  needs.
 * **Classification by goodness** sums every hidden layer's goodness (no layer is known
   to be better left out), averaged over iterations 4-6 (the paper's window); the
   one-pass softmax reads the normalised label-free activities of every hidden layer.
