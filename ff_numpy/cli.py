@@ -100,14 +100,17 @@ def _main(argv, state: dict) -> int:
             _evaluate(args)
         elif args.command == "plot":
             _plot(args)
-    except (OptionError, ValueError, TypeError, OSError) as err:
-        _error(err)
-        return 2
-    except MemoryError as err:
-        _error(f"not enough memory for this run ({err or 'MemoryError'}); use smaller sizes")
-        return 2
-    except Exception as err:  # a bug: still one line, unless asked for the traceback
-        import os
+    except Exception as err:
+        stop = _stop_inside(err)
+        if stop is not None:  # an interrupt that Python wrapped: a stop, not an error
+            raise stop from None
+        if isinstance(err, (OptionError, ValueError, TypeError, OSError)):
+            _error(err)
+            return 2
+        if isinstance(err, MemoryError):
+            _error(f"not enough memory for this run ({err or 'MemoryError'}); use smaller sizes")
+            return 2
+        import os  # a bug: still one line, unless asked for the traceback
 
         if os.environ.get(DEBUG_ENV):
             raise
@@ -117,6 +120,22 @@ def _main(argv, state: dict) -> int:
         )
         return 1
     return 0
+
+
+def _stop_inside(err: BaseException) -> KeyboardInterrupt | None:
+    """The interrupt (SIGINT, or SIGTERM's :class:`_Stop`) that ``err`` wraps, if any.
+
+    Python turns an exception raised while a class is being created into a
+    ``RuntimeError`` whose cause it is (``Error calling __set_name__``): a Ctrl-C landing
+    while a library is imported can arrive so. Follows ``__cause__`` and ``__context__``.
+    """
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def _error(err) -> None:

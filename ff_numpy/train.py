@@ -152,6 +152,14 @@ def fit(
                     "run will not repeat an uninterrupted one number for number",
                     stacklevel=2,
                 )
+            code, was_code = code_commit(), history[-1].get("code_commit") if history else None
+            if was_code is not None and was_code != code:  # runs before b27775e recorded none
+                warnings.warn(
+                    f"{model_path} last trained on code {was_code}, now {code}: unless the "
+                    "two compute the same numbers, the resumed run is not the uninterrupted "
+                    "one (each epoch's code_commit in metrics.json says which ran)",
+                    stacklevel=2,
+                )
 
         n = task.n_train
         n_batches = -(-n // batch_size)

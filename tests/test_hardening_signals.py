@@ -235,3 +235,37 @@ def test_an_interrupt_while_the_handlers_are_installed_is_one_line(monkeypatch, 
     err = capsys.readouterr().err
     assert err == "ff-numpy: interrupted (SIGINT) while starting: nothing was saved\n"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("how", ["cause", "context"])
+def test_an_interrupt_wrapped_by_python_is_a_stop_not_a_bug(monkeypatch, capsys, how, tmp_path):
+    """Python wraps an exception raised while a class is created (during an import) in a
+    RuntimeError (``Error calling __set_name__``); a Ctrl-C landing there is still a stop:
+    one line, exit 130, not "unexpected RuntimeError"."""
+    from ff_numpy import cli
+
+    def wrapped(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as stop:
+            if how == "cause":
+                raise RuntimeError("Error calling __set_name__ on '_axis_method_wrapper'") from stop
+            raise RuntimeError("Error calling __set_name__ on '_axis_method_wrapper'")  # noqa: B904
+
+    monkeypatch.setattr(cli, "_train", wrapped)
+    assert cli.main(["train", "supervised", "--out", str(tmp_path / "x")]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("ff-numpy: interrupted (SIGINT)") and err.count("\n") == 1, err
+    assert "unexpected" not in err
+
+
+def test_a_plain_runtime_error_is_still_a_bug(monkeypatch, capsys, tmp_path):
+    from ff_numpy import cli
+
+    def broken(args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "_train", broken)
+    monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
+    assert cli.main(["train", "supervised", "--out", str(tmp_path / "x")]) == 1
+    assert "unexpected RuntimeError: boom" in capsys.readouterr().err

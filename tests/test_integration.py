@@ -340,3 +340,22 @@ def test_code_commit_names_the_version_and_the_commit_of_a_checkout(monkeypatch)
     monkeypatch.setattr(train.subprocess, "run", no_git)
     assert train.code_commit() == ff_numpy.__version__
     train.code_commit.cache_clear()
+
+
+def test_resume_on_other_code_warns(tmp_path, monkeypatch):
+    """A run resumed on other code (another commit, or changed files) still resumes but
+    says so; the same code is silent, and each epoch records the code it ran on."""
+    kw = dict(config={"x": 1}, batch_size=2, seed=0, progress=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.setattr(train, "code_commit", lambda: "0.1.0+aaaaaaa")
+    train.fit(_CountingTask(), tmp_path, epochs=1, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning on the same code
+        train.fit(_CountingTask(), tmp_path, epochs=2, resume=True, **kw)
+    monkeypatch.setattr(train, "code_commit", lambda: "0.1.0+bbbbbbb.dirty")
+    with pytest.warns(
+        UserWarning, match=r"last trained on code 0\.1\.0\+aaaaaaa, now 0\.1\.0\+bbb"
+    ):
+        other = train.fit(_CountingTask(), tmp_path, epochs=3, resume=True, **kw)
+    codes = [r["code_commit"] for r in other["history"]]
+    assert codes == ["0.1.0+aaaaaaa", "0.1.0+aaaaaaa", "0.1.0+bbbbbbb.dirty"]
