@@ -210,6 +210,25 @@ def spread(dL_dG: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
     return np.repeat(dL_dG, sizes, axis=1)
 
 
+def location_groups(layer, name: str = "the layer"):
+    """A layer's locations as goodness groups: ``(starts, share)``, or ``(None, None)``.
+
+    ``starts`` (n_groups,) is the first unit of every location (``layer.location_starts()``,
+    checked to tile the layer's ``n_out`` units), ``share`` (n_groups,) each location's
+    share of the units, hence of the layer's threshold (a location's ``theta`` is
+    ``theta * share``).  A layer without locations (dense) gives ``(None, None)``;
+    ``name`` names the layer in the error.
+    """
+    starts = getattr(layer, "location_starts", lambda: None)()
+    if starts is None:
+        return None, None
+    starts = np.asarray(starts)
+    if starts[0] != 0 or np.any(np.diff(starts) <= 0) or starts[-1] >= layer.n_out:
+        raise ValueError(f"the locations of {name} do not tile its units")
+    sizes = np.diff(np.append(starts, layer.n_out))
+    return starts, sizes / layer.n_out
+
+
 def sign(is_positive: np.ndarray, objective: str = "max") -> np.ndarray:
     r"""The sign :math:`s` of the layer loss: +1 where ``G`` should exceed ``theta``.
 

@@ -290,20 +290,16 @@ class FFNet:
         if self.local is None:
             return
         for l, layer in enumerate(self.layers):
-            starts = layer.location_starts()  # first unit of every location, or None
+            starts, share = gd.location_groups(layer, f"layer {l}")  # or None, None
             if starts is None:  # a dense layer among local ones
                 if "location" in (goodness_per, norm_per):
                     raise ValueError(f"layer {l} has no locations ({goodness_per=}, {norm_per=})")
                 continue
-            starts = np.asarray(starts)
-            if starts[0] != 0 or np.any(np.diff(starts) <= 0) or starts[-1] >= layer.n_out:
-                raise ValueError(f"the locations of layer {l} do not tile its units")
             if norm_per == "location":
                 self.norm_starts[l] = starts
             if goodness_per == "location":
-                sizes = np.diff(np.append(starts, layer.n_out))
                 self.group_starts[l] = starts
-                self.group_theta[l] = self.theta[l] * sizes / layer.n_out  # (n_groups,)
+                self.group_theta[l] = self.theta[l] * share  # (n_groups,)
 
     def normalize_layer(self, l: int, y: np.ndarray, out: np.ndarray | None = None):
         """Layer ``l``'s activities ``y`` (B, n_l) divided by their length, over the whole

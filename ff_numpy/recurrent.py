@@ -388,18 +388,14 @@ class RecurrentFFNet:
         if goodness_per == "layer":
             return
         for l, layer in enumerate(self.up):
-            starts = getattr(layer, "location_starts", lambda: None)()
+            starts, share = gd.location_groups(layer, f"hidden layer {l}")
             if starts is None:
                 raise ValueError(
                     f"goodness_per='location' needs locally connected layers: hidden layer "
                     f"{l}'s connection from below ({type(layer).__name__}) has no locations"
                 )
-            starts = np.asarray(starts)
-            if starts[0] != 0 or np.any(np.diff(starts) <= 0) or starts[-1] >= layer.n_out:
-                raise ValueError(f"the locations of hidden layer {l} do not tile its units")
-            sizes = np.diff(np.append(starts, layer.n_out))
             self.group_starts[l] = starts
-            self.group_share[l] = sizes / layer.n_out  # (n_groups,)
+            self.group_share[l] = share  # (n_groups,)
 
     def layer_theta(self, l: int):
         """Hidden layer ``l``'s threshold: ``theta[l]``, or per location its share of it
@@ -573,12 +569,13 @@ class RecurrentFFNet:
         H = [np.zeros((T, 2 * B, n), self.dtype) for n in self.hidden]
         D = [np.zeros((T, 2 * B, n), self.dtype) for n in self.hidden]
         loss_sums = [0.0] * L
+        thetas = [self.layer_theta(l) for l in range(L)]  # read once a step
 
         def learn(t, l, y, r, h_below, h_above):
             first, last = self.loss_ranges[l]
             if not first <= t <= last:
                 return
-            starts, theta = self.group_starts[l], self.layer_theta(l)
+            starts, theta = self.group_starts[l], thetas[l]
             s_l = s if starts is None else s[:, None]  # one sign per row, or per location
             # (2B,) or (2B, n_groups): goodness of the damped state, before norm
             G = self.goodness_fn.G(y, starts)

@@ -678,3 +678,20 @@ def test_a_malformed_recipe_is_a_one_line_error(recipe):
     with pytest.raises(ValueError, match="malformed fields of a Local layer") as err:
         Local.from_config(cfg, np.random.default_rng(0))
     assert "\n" not in str(err.value)
+
+
+def test_location_groups_tile_the_layer():
+    """Both FF nets take a local layer's goodness groups from one helper."""
+    from types import SimpleNamespace
+
+    from ff_numpy.goodness import location_groups
+    from ff_numpy.layers import Dense
+
+    layer = Local(masks.paper_cifar_fields(), np.random.default_rng(3))
+    starts, share = location_groups(layer)
+    np.testing.assert_array_equal(starts, layer.location_starts())
+    assert len(starts) == 32 * 32 and np.all(share == 3 / layer.n_out)  # 3 channels each
+    assert location_groups(Dense(4, 3, np.random.default_rng(0))) == (None, None)
+    gappy = SimpleNamespace(location_starts=lambda: [0, 2, 2], n_out=4)
+    with pytest.raises(ValueError, match="the locations of hidden layer 1 do not tile"):
+        location_groups(gappy, "hidden layer 1")
