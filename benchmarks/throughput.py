@@ -4,8 +4,11 @@ Prints, for each batch size, training examples per second and the efficiency: th
 matmul FLOPs of a training step (forward and weight-gradient products for the positive
 and negative rows, ``8 * B * sum(n_in * n_out)``) per second, as a fraction of this
 machine's float32 matmul rate on the same shapes, measured in the same run with the same
-BLAS and thread count (the better of two measurements, before and after the training
-steps are timed). The readout's neutral-label pass (a forward pass of the B
+BLAS and thread count. The two are timed in ``--rounds`` alternating rounds (default 5),
+each round's steps against the better of the bare-GEMM windows just before and after
+them, and the median round is reported: a machine whose speed drifts by 10% within a
+minute then moves both sides of the ratio alike (``--rounds 1``: one window of steps
+between two of GEMMs). The readout's neutral-label pass (a forward pass of the B
 positive images, 25% more matmul work) is part of every real training step but is not
 counted as useful FLOPs; ``--no-readout`` times the FF part alone.
 
@@ -57,8 +60,9 @@ def step_flops(batch: int, sizes) -> float:
     return 2 * 2 * (2 * batch) * pairs  # 2 products x 2 FLOPs per multiply-add x 2B rows
 
 
-def gemm_rate(batch: int, sizes, seconds: float, dtype=np.float32) -> float:
-    """FLOP/s of bare GEMMs on the shapes of one FF step (same BLAS as training)."""
+def bare_gemms(batch: int, sizes, dtype=np.float32):
+    """A function doing the bare GEMMs of one FF step: every layer's forward product and
+    weight gradient on ``2 * batch`` rows (:func:`step_flops` FLOPs a call)."""
     rng = np.random.default_rng(0)
     mats = []
     for a, b in zip(sizes[:-1], sizes[1:]):
@@ -73,7 +77,7 @@ def gemm_rate(batch: int, sizes, seconds: float, dtype=np.float32) -> float:
             blas.matmul(X, W, out=Y)  # forward: (2B, a) @ (a, b)
             blas.matmul_tn(X, Y, G)  # weight gradient: (a, 2B) @ (2B, b)
 
-    return step_flops(batch, sizes) * _repeat(one, seconds)
+    return one
 
 
 def _repeat(fn, seconds: float) -> float:
@@ -88,11 +92,9 @@ def _repeat(fn, seconds: float) -> float:
             return n / dt
 
 
-def train_rate(
-    batch: int, seconds: float, readout: bool, negatives: str, fuse: bool = True
-) -> float:
-    """Training steps per second of the 4x2000 net at ``batch`` (``fuse``: the fused
-    momentum GEMM, :attr:`ff_numpy.model.FFNet.fuse_momentum`)."""
+def train_step(batch: int, readout: bool, negatives: str, fuse: bool = True):
+    """A function doing one training step of the 4x2000 net at ``batch`` (the net built
+    once: each call trains it further)."""
     rng = np.random.default_rng(0)
     net = FFNet(N_IN, HIDDEN, rng, peer_strength=0.03)
     net.fuse_momentum = fuse
@@ -102,7 +104,34 @@ def train_rate(
     y = rng.integers(0, 10, batch)
     if not readout:  # time the FF part alone: skip the neutral pass and readout update
         net.features = lambda x: np.zeros((len(x), net.readout.V.shape[0]), net.dtype)
-    return _repeat(lambda: net.train_step(x, y, rng, opt, ro_opt, 1.0, negatives), seconds)
+    return lambda: net.train_step(x, y, rng, opt, ro_opt, 1.0, negatives)
+
+
+def interleaved_efficiencies(step, gemms, flops: float, seconds: float, rounds: int):
+    """Each of ``rounds`` rounds' efficiency: the step's FLOP rate over the bare GEMMs'.
+
+    The GEMMs and the step are timed alternately, ``G S G S ... S G`` (GEMM windows of
+    ``seconds / (2 rounds)``, step windows of ``seconds / rounds``), and round ``r``
+    compares its step with the better of the two GEMM windows around it: both see the
+    machine in the same state. With ``rounds=1`` this is one step window between two
+    GEMM windows.
+
+    Returns
+    -------
+    list of dict
+        Per round: ``"steps_per_s"``, ``"gemm_flops"`` (the better neighbour),
+        ``"efficiency"``.
+    """
+    g_seconds, s_seconds = seconds / (2 * rounds), seconds / rounds
+    before = flops * _repeat(gemms, g_seconds)
+    out = []
+    for _ in range(rounds):
+        steps = _repeat(step, s_seconds)
+        after = flops * _repeat(gemms, g_seconds)
+        peak = max(before, after)
+        out.append({"steps_per_s": steps, "gemm_flops": peak, "efficiency": steps * flops / peak})
+        before = after
+    return out
 
 
 # ----------------------------------------------------------------------------- recurrent
@@ -308,6 +337,13 @@ def main(argv=None):
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--threads", type=int, default=None, help="BLAS threads (default: all)")
     p.add_argument("--seconds", type=float, default=8.0, help="time per measurement")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="supervised: alternate the bare GEMMs and the step this many times and give "
+        "the median round's efficiency (1: one step window between two GEMM windows)",
+    )
     p.add_argument("--negatives", choices=["random", "hard"], default="random")
     p.add_argument("--no-readout", action="store_true", help="time the FF layers alone")
     p.add_argument("--json", default=None, help="also write the results to this file")
@@ -326,6 +362,10 @@ def main(argv=None):
     )
     p.add_argument("--hidden-layers", type=int, default=2, help="cifar10: hidden maps (default: 2)")
     args = p.parse_args(argv)
+    if args.rounds < 1 or args.seconds <= 0:
+        p.error(
+            f"--rounds must be at least 1 and --seconds positive, got {args.rounds}, {args.seconds}"
+        )
     if args.model in ("recurrent", "cifar10"):
         info = (main_recurrent if args.model == "recurrent" else main_cifar10)(args)
         info.update(threads=args.threads or "all", machine=platform.machine())
@@ -340,27 +380,30 @@ def main(argv=None):
     results = []
     with threadpool_limits(limits=args.threads):
         for B in args.batch_sizes:
-            # The machine's best on these shapes: bare GEMMs timed before and after.
-            before = gemm_rate(B, sizes, args.seconds / 2)
-            steps = train_rate(
-                B, args.seconds, not args.no_readout, args.negatives, not args.no_fuse
+            # The machine's best on these shapes: bare GEMMs timed around every round.
+            step = train_step(B, not args.no_readout, args.negatives, not args.no_fuse)
+            flops = step_flops(B, sizes)
+            runs = interleaved_efficiencies(
+                step, bare_gemms(B, sizes), flops, args.seconds, args.rounds
             )
-            peak = max(before, gemm_rate(B, sizes, args.seconds / 2))
-            achieved = steps * step_flops(B, sizes)
+            mid = sorted(runs, key=lambda r: r["efficiency"])[(len(runs) - 1) // 2]
+            steps, peak = mid["steps_per_s"], mid["gemm_flops"]
             row = {
                 "batch": B,
                 "examples_per_s": steps * B,
                 "epoch_seconds_50k": 50_000 / (steps * B),
-                "step_gflops": achieved / 1e9,
+                "step_gflops": steps * flops / 1e9,
                 "bare_gemm_gflops": peak / 1e9,
-                "efficiency": achieved / peak,
+                "efficiency": mid["efficiency"],  # the median round (lower median)
+                "round_efficiencies": [r["efficiency"] for r in runs],
             }
             results.append(row)
+            rounds = ", ".join(f"{100 * e:.1f}%" for e in row["round_efficiencies"])
             print(
                 f"batch {B:5d}: {row['examples_per_s']:8.0f} examples/s "
                 f"({row['epoch_seconds_50k']:.1f} s per 50k epoch), "
                 f"{row['step_gflops']:.1f} GFLOP/s of {row['bare_gemm_gflops']:.1f} bare GEMM "
-                f"-> efficiency {100 * row['efficiency']:.1f}%",
+                f"-> efficiency {100 * row['efficiency']:.1f}% (median of rounds {rounds})",
                 flush=True,
             )
     info = {
