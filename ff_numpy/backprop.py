@@ -61,6 +61,7 @@ from scipy.special import log_softmax
 
 from ff_numpy import blas
 from ff_numpy.blackbox import BlackBox
+from ff_numpy.layers import check_layers
 from ff_numpy.locally_connected import Local, input_grad
 from ff_numpy.validate import check_labels, check_matrix, copy_state
 
@@ -206,16 +207,7 @@ class MLP:
 
     def _check_layers(self, layers: list, sizes: list[int]) -> None:
         """Raise unless ``layers`` are the hidden layers of ``sizes``, in the model's dtype."""
-        expected = list(zip(sizes[:-2], sizes[1:-1]))
-        got = [(layer.n_in, layer.n_out) for layer in layers]
-        if got != expected:
-            raise ValueError(f"layers must map (n_in, n_out) = {expected}, got {got}")
-        dtypes = {np.dtype(a.dtype) for layer in layers for a in layer.params().values()}
-        if dtypes != {self.dtype}:
-            raise TypeError(
-                f"layers must hold {self.dtype} arrays (the model's dtype), got "
-                f"{sorted(str(d) for d in dtypes)}"
-            )
+        check_layers(layers, zip(sizes[:-2], sizes[1:-1]), self.dtype)
 
     @property
     def n_layers(self) -> int:

@@ -514,6 +514,33 @@ def _location_groups(mask: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
     return [(np.flatnonzero(cols[s]), int(s), int(e)) for s, e in zip(starts, stops)]
 
 
+def check_layers(layers, expected, dtype, what: str = "layers") -> None:
+    """Raise unless ``layers`` map the ``expected`` ``(n_in, n_out)`` pairs, in order, and
+    hold ``dtype`` arrays (the model's dtype).
+
+    ``(n_in, n_out)``, not ``W.shape``: a local layer stores only its existing weights.
+    ``what`` names the layers in the error (``"up layers"``).
+
+    Raises
+    ------
+    ValueError
+        If a layer maps other sizes.
+    TypeError
+        If a layer holds arrays of another dtype.
+    """
+    expected = [tuple(pair) for pair in expected]
+    got = [(layer.n_in, layer.n_out) for layer in layers]
+    if got != expected:
+        raise ValueError(f"{what} must map (n_in, n_out) = {expected}, got {got}")
+    dtype = np.dtype(dtype)
+    dtypes = {np.dtype(a.dtype) for layer in layers for a in layer.params().values()}
+    if dtypes != {dtype}:
+        raise TypeError(
+            f"{what} must hold {dtype} arrays (the model's dtype), got "
+            f"{sorted(str(d) for d in dtypes)}"
+        )
+
+
 def layer_types() -> dict[str, type]:
     """The layer parts by the ``"type"`` their ``config()`` records."""
     from ff_numpy.locally_connected import Local  # that module builds on this one

@@ -35,7 +35,7 @@ import numpy as np
 from ff_numpy import goodness as gd
 from ff_numpy import loss as lossmod
 from ff_numpy.blackbox import BlackBox
-from ff_numpy.layers import Dense, Masked, dropout, layer_from_config
+from ff_numpy.layers import Dense, Masked, check_layers, dropout, layer_from_config
 from ff_numpy.masks import paper_local_architecture
 from ff_numpy.negatives import (
     N_BLUR,
@@ -224,6 +224,7 @@ class FFNet:
         self.local = local
         self.composed = layers is not None  # config() then records every layer's config
         if layers is not None:
+            check_layers(layers, zip(sizes[:-1], sizes[1:]), dtype)  # the stack, in dtype
             self.layers = layers
             if local is None and any(layer.location_starts() is not None for layer in layers):
                 self.local = "custom"

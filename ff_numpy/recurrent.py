@@ -67,7 +67,7 @@ import numpy as np
 
 from ff_numpy import goodness as gd
 from ff_numpy import loss as lossmod
-from ff_numpy.layers import Dense
+from ff_numpy.layers import Dense, check_layers
 from ff_numpy.negatives import hard_wrong_labels, random_wrong_labels
 from ff_numpy.norm import PeerNorm, check_scale, normalize
 from ff_numpy.readout import SoftmaxReadout
@@ -341,17 +341,7 @@ class RecurrentFFNet:
             down = [Dense(a, n, rng, dtype) for a, n in zip(above, hidden)]
         self.down = list(down)
         for name, layers, sizes in (("up", self.up, below), ("down", self.down, above)):
-            # (n_in, n_out), not W.shape: a local layer stores only its existing weights
-            expected = list(zip(sizes, hidden))
-            got = [(layer.n_in, layer.n_out) for layer in layers]
-            if got != expected:
-                raise ValueError(f"{name} layers must map (n_in, n_out) = {expected}, got {got}")
-            dtypes = {np.dtype(a.dtype) for layer in layers for a in layer.params().values()}
-            if dtypes != {self.dtype}:
-                raise TypeError(
-                    f"{name} layers must hold {self.dtype} arrays (the net's dtype), got "
-                    f"{sorted(str(d) for d in dtypes)}"
-                )
+            check_layers(layers, zip(sizes, hidden), self.dtype, f"{name} layers")
         self._set_goodness_groups(goodness_per)
         self.peer_strength = float(non_negative_float().check(peer_strength, "peer_strength"))
         self.peers = [PeerNorm(h, peer_strength) if peer_strength else None for h in hidden]

@@ -427,3 +427,12 @@ def test_constructors_refuse_non_finite_theta_and_peer_strength(bad):
         RecurrentFFNet(20, [5], 10, rng, theta=bad)
     with pytest.raises(ValueError, match="^peer_strength must be a finite number"):
         RecurrentFFNet(20, [5], 10, rng, peer_strength=bad)
+
+
+def test_composed_layers_must_hold_the_nets_dtype():
+    """A float64 layer in a float32 net would train in mixed precision: refused."""
+    rng = np.random.default_rng(0)
+    with pytest.raises(TypeError, match=r"layers must hold float32 arrays .* got \['float64'\]"):
+        FFNet(layers=[Dense(784, 20, rng, np.float64)])
+    net = FFNet(layers=[Dense(784, 20, rng, np.float64)], dtype=np.float64)
+    assert net.dtype == np.float64
