@@ -482,7 +482,9 @@ def plot_hybrid_gallery(x, hybrids, masks, partner, path, n: int = 6, image_shap
 
 def plot_goodness_by_iteration(metrics, path) -> Path:
     """Goodness per iteration of the recurrent net, for the correct label and for the
-    wrong ones (mean and one standard deviation over test images).
+    wrong ones: left, the mean and one standard deviation over test images (cut at 0, below
+    which no goodness lies); right, how far apart the two means are, as a share of the
+    correct label's mean (the separation that classification by goodness reads).
 
     Parameters
     ----------
@@ -494,20 +496,29 @@ def plot_goodness_by_iteration(metrics, path) -> Path:
     stats = metrics["goodness_by_iteration"]
     cfg = metrics.get("config", {})
     t = np.arange(1, len(stats["correct_mean"]) + 1)
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
+    fig = Figure(figsize=(11, 4))
+    ax, ax_gap = fig.subplots(1, 2)
+    lo, hi = cfg.get("average_iterations", (3, 5))
     for key, label, color in (("correct", "correct label", "C0"), ("wrong", "wrong labels", "C3")):
         mean, std = np.array(stats[f"{key}_mean"]), np.array(stats[f"{key}_std"])
         ax.plot(t, mean, "o-", color=color, label=label)
-        ax.fill_between(t, mean - std, mean + std, color=color, alpha=0.2)
-    lo, hi = cfg.get("average_iterations", (3, 5))
-    ax.axvspan(lo - 0.5, hi + 0.5, color="gray", alpha=0.12, label=f"averaged ({lo}-{hi})")
-    ax.set_xlabel("iteration")
+        ax.fill_between(t, np.maximum(mean - std, 0.0), mean + std, color=color, alpha=0.2)
+    correct, wrong = np.array(stats["correct_mean"]), np.array(stats["wrong_mean"])
+    gap = 100 * (wrong - correct) / np.where(correct > 0, correct, np.nan)
+    ax_gap.plot(t, gap, "o-", color="C2")
+    ax_gap.axhline(0, color="k", lw=0.8)
+    objective = cfg.get("objective", "max")
+    wanted = "below 0: wrong labels lower" if objective == "max" else "above 0: wrong labels higher"
+    ax_gap.set_ylabel("wrong minus correct, % of correct")
+    ax_gap.set_title(f"separation of the means (objective {objective} wants {wanted})", fontsize=9)
+    for a in (ax, ax_gap):
+        a.axvspan(lo - 0.5, hi + 0.5, color="gray", alpha=0.12, label=f"averaged ({lo}-{hi})")
+        a.set_xlabel("iteration")
+        a.set_xticks(t)
+        a.grid(True, alpha=0.3)
     ax.set_ylabel("goodness (sum over scored layers)")
-    ax.set_xticks(t)
-    ax.grid(True, alpha=0.3)
     _legend(ax)
-    ax.set_title(f"recurrent net, objective {cfg.get('objective', 'max')}: test images")
+    ax.set_title(f"recurrent net, objective {objective}: test images")
     return _save(fig, path)
 
 
