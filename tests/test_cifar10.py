@@ -358,3 +358,12 @@ def test_table1_markdown_shows_finished_rows_only(tmp_path, capsys):
     bp2 = rows[("-", "2", "0 / 37%")]
     assert bp2[4] == "" and bp2[5] == "not finished" and "50" not in bp2[4]
     assert rows[("-", "3", "2 / 39%")][5] == "not started"
+
+
+def test_table1_verdict_tells_better_from_within():
+    """A test error more than 2 points below the paper's is met, and said to be better,
+    not "within 2 points"."""
+    assert rep.row_verdict(0.015) == "within 2 points"
+    assert rep.row_verdict(-0.015, markdown=True) == "within 2 points (-1.5)"
+    assert rep.row_verdict(-0.042) == "met: 4.2 points better"
+    assert rep.row_verdict(0.027, markdown=True) == "**missed by 2.7 points**"

@@ -1232,6 +1232,10 @@ def plot_error_curves(runs, path) -> Path:
             colour = f"C{i}" if len(runs) > 1 else f"C{classifiers.index(kind)}"
             name = f"{run_name(metrics)}: {labels[key]}" if len(runs) > 1 else labels[key]
             style = {"ls": styles[key.split("_")[0]], "color": colour, "marker": "."}
+            if len(runs) > 1 and kind == "softmax":  # one colour a run: softmax lighter, x
+                style.update(marker="x", markersize=3, alpha=0.5, lw=1)
+            elif len(runs) > 1 and kind == "goodness":
+                style.update(marker="o", markersize=4, lw=2)
             percent = 100 * np.asarray(errors)
             ax_epoch.plot(epochs, percent, label=name, **style)
             ax_time.plot(np.asarray(seconds) / 3600, percent, **style)
