@@ -528,9 +528,11 @@ def claim_best_iteration(runs: dict, window=BEST_ITERATIONS) -> Claim:
         else:
             off = f"{lo - at[-1]} before"
         inside = "/".join(f"{100 * e:.2f}" for e in errors[lo - 1 : hi])
+        above = 100 * (min(errors[lo - 1 : hi]) - best)  # the window's best over the lowest
+        margin = "" if near else f"; their best {above:.2f} point above the lowest"
         details.append(
             f"{name}: lowest {_pc(best)} at iteration {where} ({off} {lo}-{hi}; "
-            f"iterations {lo}-{hi}: {inside}%)"
+            f"iterations {lo}-{hi}: {inside}%{margin})"
         )
     statement = f"single-iteration goodness error is lowest near iterations {lo}-{hi}"
     return _claim("(e)", statement, checks, _unfinished(runs, FF_NETS), details)

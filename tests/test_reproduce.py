@@ -136,7 +136,9 @@ def test_claims_refuted():
     )
     assert "cifar10_ff_max_3: lowest 45.00% at iteration 9 (3 after 4-6;" in claims[4].details[-1]
     early = _ff(0.41, 0.45, by_iteration=[0.5, 0.4] + [0.45] * 8)
-    assert "(2 before 4-6;" in rep.claim_best_iteration({"cifar10_ff_min_2": early}).details[0]
+    detail = rep.claim_best_iteration({"cifar10_ff_min_2": early}).details[0]
+    assert "(2 before 4-6;" in detail  # and how far the window's best is from the lowest:
+    assert detail.endswith("45.00/45.00/45.00%; their best 5.00 point above the lowest)")
     # a gap may grow by up to the tolerance (0.5 point): by 0.4 and 0.1 point it has not
     # grown, by 0.7 point it has
     runs = _paper()
