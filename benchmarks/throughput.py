@@ -32,6 +32,9 @@ weight and row, :func:`ff_numpy.experiments.cifar10.flops_per_image`), so the ra
 the bare GEMM rate is the price of computing only the 933,156 existing weights of a
 connection instead of its 9,437,184 dense ones, in small blocks.
 
+``--step-ms`` prints the step's own milliseconds instead, to time two checkouts of the
+library against each other in alternating processes (``PYTHONPATH=<checkout>``).
+
 Takes about a minute.
 """
 
@@ -131,6 +134,21 @@ def interleaved_efficiencies(step, gemms, flops: float, seconds: float, rounds: 
         peak = max(before, after)
         out.append({"steps_per_s": steps, "gemm_flops": peak, "efficiency": steps * flops / peak})
         before = after
+    return out
+
+
+def step_milliseconds(step, windows: int = 5, steps: int = 10, warmup: int = 5) -> list[float]:
+    """Milliseconds a call of ``step``, in each of ``windows`` windows of ``steps`` calls
+    (after ``warmup`` calls): the step's own time, with no GEMMs to compare against, for
+    timing two checkouts of the library against each other (``--step-ms``)."""
+    for _ in range(warmup):
+        step()
+    out = []
+    for _ in range(windows):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        out.append((time.perf_counter() - t0) / steps * 1e3)
     return out
 
 
@@ -361,6 +379,12 @@ def main(argv=None):
         "CIFAR-10 nets of Table 1",
     )
     p.add_argument("--hidden-layers", type=int, default=2, help="cifar10: hidden maps (default: 2)")
+    p.add_argument(
+        "--step-ms",
+        action="store_true",
+        help="supervised: print only the step's milliseconds (median of five windows of ten "
+        "steps) at each batch size; run it alternately from two checkouts to compare them",
+    )
     args = p.parse_args(argv)
     if args.rounds < 1 or args.seconds <= 0:
         p.error(
@@ -377,6 +401,18 @@ def main(argv=None):
         return
 
     sizes = [N_IN] + HIDDEN
+    if args.step_ms:
+        with threadpool_limits(limits=args.threads):
+            for B in args.batch_sizes:
+                step = train_step(B, not args.no_readout, args.negatives, not args.no_fuse)
+                ms = step_milliseconds(step)
+                print(
+                    f"batch {B:5d}: {sorted(ms)[len(ms) // 2]:.2f} ms a step (windows: "
+                    + ", ".join(f"{m:.2f}" for m in ms)
+                    + ")",
+                    flush=True,
+                )
+        return
     results = []
     with threadpool_limits(limits=args.threads):
         for B in args.batch_sizes:

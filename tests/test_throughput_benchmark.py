@@ -40,3 +40,25 @@ def test_the_command_reports_the_median_round(tmp_path, capsys):
     assert len(row["round_efficiencies"]) == 3
     assert row["efficiency"] == sorted(row["round_efficiencies"])[1]
     assert "median of rounds" in capsys.readouterr().out
+
+
+def test_step_milliseconds_times_each_window_of_calls():
+    tp = load_tutorial("throughput", BENCHMARKS)
+    calls = []
+
+    def step():  # about 3 ms a call
+        calls.append(1)
+        time.sleep(0.003)
+
+    ms = tp.step_milliseconds(step, windows=3, steps=4, warmup=2)
+    assert len(calls) == 2 + 3 * 4
+    assert len(ms) == 3
+    assert all(2.9 < m < 30 for m in ms)  # milliseconds a call, not seconds or a total
+
+
+def test_the_command_prints_step_milliseconds(capsys):
+    tp = load_tutorial("throughput", BENCHMARKS)
+    tp.main(["--batch-sizes", "2", "--no-readout", "--step-ms"])
+    out = capsys.readouterr().out
+    assert out.startswith("batch     2: ") and "ms a step (windows: " in out
+    assert "GFLOP" not in out  # no GEMMs timed
