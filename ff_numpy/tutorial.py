@@ -231,6 +231,29 @@ def show_docs_figure(name: str, caption: str) -> None:
     show(path, caption=caption)
 
 
+# ----------------------------------------------------------------------- ours vs the library
+def layer_pairs(ours, library) -> list[tuple]:
+    """``(what, ours, the library's, scale)`` for the ``W`` and ``b`` of each pair of
+    layers, ``scale`` the largest weight of the library's layer: the pairs that
+    :func:`assert_same` compares after a tutorial's hand-written steps."""
+    return [
+        (f"layer {l} {k}", a.params()[k], b.params()[k], float(np.abs(b.W).max()))
+        for l, (a, b) in enumerate(zip(ours, library))
+        for k in ("W", "b")
+    ]
+
+
+def assert_same(pairs, rel_tol: float = 1e-6) -> None:
+    """Assert that ours and the library's arrays agree: for each ``(what, ours, theirs,
+    scale)``, ``max |ours - theirs| <= rel_tol * scale`` (``scale`` None: the largest entry
+    of ``theirs``). float32 steps that sum in another order agree to a few units of
+    rounding of the largest value, not to the last bit."""
+    for what, mine, theirs, scale in pairs:
+        scale = float(np.abs(theirs).max()) if scale is None else scale
+        diff, tol = float(np.abs(mine - theirs).max()), rel_tol * scale
+        assert diff <= tol, f"{what}: ours and the library differ by {diff:.2e} > {tol:.2e}"
+
+
 # ----------------------------------------------------------------------- exercises
 # Every exercise of a tutorial is a function the student fills in (its stub raises
 # NotImplementedError) and a self-check, a function here that takes the student's function

@@ -1,10 +1,13 @@
-"""The command line and the printout shared by the tutorials (ff_numpy.tutorial)."""
+"""The command line, the printout and the checks shared by the tutorials
+(ff_numpy.tutorial)."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ff_numpy import tutorial
+from ff_numpy.layers import Dense
 
 
 def test_parser_has_the_shared_options_with_their_defaults():
@@ -91,3 +94,24 @@ def test_history_lines_of_a_backprop_run_show_its_single_error():
         "epoch  validation error (backprop)",
         "    1   3.12%",
     ]
+
+
+def test_assert_same_scales_the_tolerance_by_the_layer_or_the_array():
+    rng = np.random.default_rng(0)
+    ours = [Dense(4, 3, rng, dtype=np.float64), Dense(3, 2, rng, dtype=np.float64)]
+    lib = [Dense(4, 3, rng, dtype=np.float64), Dense(3, 2, rng, dtype=np.float64)]
+    for a, b in zip(ours, lib):
+        a.W[...], a.b[...] = b.W, b.b
+    pairs = tutorial.layer_pairs(ours, lib)
+    assert [p[0] for p in pairs] == ["layer 0 W", "layer 0 b", "layer 1 W", "layer 1 b"]
+    assert pairs[1][3] == np.abs(lib[0].W).max()  # b is measured against its layer's W
+    tutorial.assert_same(pairs)
+    ours[1].b[0] += 2e-6 * np.abs(lib[1].W).max()  # above a millionth of the layer's W
+    with pytest.raises(AssertionError, match="layer 1 b: ours and the library differ by"):
+        tutorial.assert_same(tutorial.layer_pairs(ours, lib))
+    tutorial.assert_same(tutorial.layer_pairs(ours, lib), rel_tol=1e-5)
+    # scale None: a millionth of the array's own largest entry
+    big, near = np.array([1000.0, 1.0]), np.array([1000.0, 1.0005])
+    tutorial.assert_same([("x", near, big, None)])
+    with pytest.raises(AssertionError, match="x: ours and the library"):
+        tutorial.assert_same([("x", near, big, 1.0)])

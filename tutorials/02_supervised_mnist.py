@@ -240,19 +240,14 @@ for step in range(3):
     lib_losses = [lib[f"layer{l}"] for l in range(len(layers))]
     print(f"step {step + 1}, layer losses: ours    {np.round(ours[1], 3)}")
     print(f"                     library {np.round(lib_losses, 3)}")
-pairs = [  # (what, ours, the library's, the largest weight of that layer)
-    (f"layer {l} {k}", a.params()[k], b.params()[k], np.abs(b.W).max())
-    for l, (a, b) in enumerate(zip(layers, net.layers))
-    for k in ("W", "b")
-]
+# Every W and b, to a millionth of the largest weight of its layer (readout: of V)
+pairs = tutorial.layer_pairs(layers, net.layers)  # (what, ours, the library's, scale)
 V_max = np.abs(net.readout.V).max()
 pairs += [
     ("readout V", readout.V, net.readout.V, V_max),
     ("readout c", readout.c, net.readout.c, V_max),
 ]
-for what, mine, theirs, scale in pairs:
-    diff, tol = np.abs(mine - theirs).max(), 1e-6 * scale
-    assert diff <= tol, f"{what}: ours and the library differ by {diff:.2e} > {tol:.2e}"
+tutorial.assert_same(pairs, rel_tol=1e-6)
 for l, layer in enumerate(layers):
     moved = np.abs(layer.W - start[l]).max()
     diff = np.abs(layer.W - net.layers[l].W).max()
