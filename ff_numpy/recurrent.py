@@ -794,6 +794,42 @@ class RecurrentFFNet:
             self._iterate(image_term, Y, lab_h, n_iter, lambda t, k, s=scratch: s[k], record)
         return out
 
+    def run(self, x, labels, n_iter: int | None = None, on_update=None) -> list[np.ndarray]:
+        r"""Run the net on images ``x`` with ``labels``: the label-free initial pass, then
+        ``n_iter`` damped iterations (default :attr:`iterations`), as in training and
+        :meth:`goodness_trace`; to watch the states settle.
+
+        Parameters
+        ----------
+        x : ndarray, shape (N, n_in)
+        labels : ndarray of int, shape (N,)
+        n_iter : int, optional
+        on_update : callable, optional
+            ``on_update(t, l, y, r, h_below, h_above)`` after layer ``l``'s update at
+            iteration ``t`` (``t = 0``: the initial pass, ``r``, ``h_below`` and
+            ``h_above`` None): ``y`` is the new state and ``r`` is
+            :math:`(1 - d) \operatorname{relu}(a)`, zero exactly where the pre-activation
+            ``a <= 0``, where the layer's local gradient is zero. The arrays are reused:
+            copy what you keep.
+
+        Returns
+        -------
+        ys : list of ndarray, shapes (N, n_l)
+            The states after the last iteration.
+        """
+        x = check_matrix(x, "x", self.n_in)
+        labels = check_labels(labels, self.n_classes, n_rows=x.shape[0])
+        n_iter = self.iterations if n_iter is None else int(n_iter)
+        ys, image_term = self.initial_pass(self.image_input(x))
+        if on_update is not None:
+            for l, y in enumerate(ys):
+                on_update(0, l, y, None, None, None)
+        scratch = [np.empty_like(y) for y in ys]
+        self._iterate(
+            image_term, ys, self.label_input(labels), n_iter, lambda t, k: scratch[k], on_update
+        )
+        return ys
+
     def predict_goodness(self, x, window=None, batch_size: int = 100) -> np.ndarray:
         """The label whose run has the best goodness averaged over ``window`` (default
         :attr:`average_iterations`): highest under ``"max"``, lowest under ``"min"``."""

@@ -504,18 +504,17 @@ def _hand_net(schedule, damping, norm="l2", scale=1.0):
 
 def _states(net, x, label, n_iter):
     """Iteration 0's states and every update's new state by ``(t, l)``, in update order."""
-    X = net.image_input(x)
-    ys, image_term = net.initial_pass(X)
-    Y = [y.copy() for y in ys]
-    buffers = [np.empty_like(y) for y in Y]
-    out = {}
+    initial, out = {}, {}
 
     def record(t, l, y, r, h_below, h_above):
-        out[t, l] = y[0].copy()
+        if t == 0:
+            assert r is None and h_below is None and h_above is None
+            initial[l] = y[0].copy()
+        else:
+            out[t, l] = y[0].copy()
 
-    lab_h = net.label_input(np.array([label]))
-    net._iterate(image_term, Y, lab_h, n_iter, lambda t, k: buffers[k], record)
-    return [y[0] for y in ys], out
+    net.run(x, np.array([label]), n_iter, record)
+    return [initial[l] for l in sorted(initial)], out
 
 
 def _expected_hand_states(schedule, d, label):
@@ -618,6 +617,26 @@ def test_goodness_trace_and_prediction_by_hand(schedule):
         assert net.predict_goodness(X_HAND, window=(1, 1)).tolist() == [0]
     net.objective = "min"
     assert net.predict_goodness(X_HAND).tolist() == [0]
+
+
+def test_run_reports_where_the_relu_is_off_and_ends_where_goodness_trace_does():
+    """``run``: its ``r`` is zero exactly where the hand net's pre-activation is off (the
+    synchronous net, label 1: t=1 a0 = [7, -7], a1 = [4, -6]), and the goodness of its
+    final states is ``goodness_trace``'s last iteration for that label; a bad label is
+    refused."""
+    net = _hand_net("synchronous", 0.0)
+    seen = {}
+
+    def record(t, l, y, r, h_below, h_above):
+        if t == 1:
+            seen[l] = (r[0] > 0).tolist()
+
+    ys = net.run(X_HAND, np.array([1]), 2, record)
+    assert seen == {0: [True, False], 1: [True, False]}
+    G = sum(net.goodness_fn.G(y) for y in ys)
+    np.testing.assert_allclose(G, net.goodness_trace(X_HAND)[:, 1, -1], rtol=1e-12)  # 82
+    with pytest.raises(ValueError, match="labels"):
+        net.run(X_HAND, np.array([2]))
 
 
 # Layers 0-based. Synchronous: every layer reads the previous step, so the label climbs

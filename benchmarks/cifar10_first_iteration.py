@@ -1,0 +1,142 @@
+"""Where a trained CIFAR-10 FF net's goodness at iteration 1 comes from.
+
+The recurrent net starts from a label-free bottom-up pass (iteration 0) and then runs
+damped iterations, ``y_t = d y_{t-1} + (1 - d) relu(a_t)``. Wherever a unit's
+pre-activation ``a_t`` is off, its state is the previous state scaled by ``d`` and its
+local gradient is zero: the FF loss at iteration ``t`` cannot move that part of the
+goodness. At iteration 1 that part is ``d y_0``, the label-free pass, which no loss
+trains directly. For each run (the folder of a ``ff-numpy train cifar10 --procedure
+ff`` run) and the first ``--images`` training images with their correct labels, this
+prints, per hidden layer:
+
+- the goodness after iteration 0 and after iteration 1 (percentiles 10, 50, 90, 99),
+  against the layer's threshold theta;
+- the share of iteration 1's goodness on units whose pre-activation is off (carried
+  over from iteration 0, out of reach of the local gradient);
+- the mean goodness with the correct and with the wrong labels at every iteration.
+
+::
+
+    FF_NUMPY_DATA=../shared/data python benchmarks/cifar10_first_iteration.py \\
+        runs/cifar10_ff_min_2 runs/cifar10_ff_max_2 --images 300
+
+Forward passes only: about a minute a run on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ff_numpy.experiments.cifar10 import load_cifar10_run, load_prepared
+from ff_numpy.recurrent import RecurrentFFNet
+
+PERCENTILES = (10, 50, 90, 99)
+
+
+def first_iteration(net: RecurrentFFNet, x: np.ndarray, y: np.ndarray) -> list[dict]:
+    """Per hidden layer: goodness percentiles at iterations 0 and 1, the share of
+    iteration 1's goodness on units whose pre-activation is off, and the layer's theta.
+
+    Parameters
+    ----------
+    net : RecurrentFFNet
+    x : ndarray, shape (N, n_in)
+    y : ndarray of int, shape (N,)
+        The labels the net runs with (the correct ones).
+    """
+    L = len(net.hidden)
+    g0, g1, off = [None] * L, [None] * L, [None] * L
+
+    def record(t, l, state, r, h_below, h_above):
+        G = net.goodness_fn.G(state).astype(np.float64)  # (N,): sum of squares per row
+        if t == 0:
+            g0[l] = G
+        elif t == 1:
+            g1[l] = G
+            sq = state.astype(np.float64) ** 2
+            off[l] = float(sq[r <= 0].sum() / sq.sum()) if sq.sum() > 0 else 0.0
+
+    net.run(x, y, 1, record)
+    return [
+        {
+            "layer": l,
+            "theta": float(np.ravel(net.layer_theta(l))[0]),
+            "iteration_0": [float(v) for v in np.percentile(g0[l], PERCENTILES)],
+            "iteration_1": [float(v) for v in np.percentile(g1[l], PERCENTILES)],
+            "share_off_at_1": off[l],
+        }
+        for l in range(L)
+    ]
+
+
+def by_iteration(net: RecurrentFFNet, x: np.ndarray, y: np.ndarray) -> list[dict]:
+    """Per hidden layer: the mean goodness with the correct label and with the wrong
+    labels at every iteration (:meth:`RecurrentFFNet.goodness_trace`, per layer)."""
+    G = net.goodness_trace(x, per_layer=True)  # (N, C, T, L)
+    N, C = G.shape[:2]
+    correct = np.zeros((N, C), bool)
+    correct[np.arange(N), y] = True
+    return [
+        {
+            "layer": l,
+            "correct": G[..., l][correct].mean(axis=0).tolist(),  # (T,)
+            "wrong": G[..., l][~correct].mean(axis=0).tolist(),
+        }
+        for l in range(G.shape[3])
+    ]
+
+
+def report(name: str, first: list[dict], means: list[dict]) -> str:
+    """The printed table of one run."""
+    pcs = " / ".join(f"p{p}" for p in PERCENTILES)
+    out = [f"{name}: goodness of each hidden layer ({pcs})"]
+    for f, m in zip(first, means):
+        fmt = " / ".join
+        out += [
+            f"  layer {f['layer']} (theta {f['theta']:.0f})",
+            f"    iteration 0 (no label, no top-down): {fmt(f'{v:.0f}' for v in f['iteration_0'])}",
+            f"    iteration 1: {fmt(f'{v:.0f}' for v in f['iteration_1'])}; "
+            f"{100 * f['share_off_at_1']:.0f}% of it on units whose pre-activation is off",
+            "    mean by iteration, correct / wrong label: "
+            + ", ".join(f"{c:.0f}/{w:.0f}" for c, w in zip(m["correct"], m["wrong"])),
+        ]
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", type=Path, help="folders of cifar10 FF runs")
+    p.add_argument("--images", type=int, default=300, help="first N training images")
+    p.add_argument("--data-dir", default=None, help="default: FF_NUMPY_DATA, then data/")
+    p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    args = p.parse_args(argv)
+    if args.images < 1:
+        p.error(f"--images must be at least 1, got {args.images}")
+    nets = []
+    for run in args.runs:
+        path = run / "model.npz"
+        if not path.is_file():
+            p.error(f"{run}: no model.npz (not a finished or stopped cifar10 run)")
+        net, config = load_cifar10_run(path)
+        if not isinstance(net, RecurrentFFNet):
+            p.error(f"{run}: a {config['procedure']} run; this reads FF runs only")
+        nets.append((run, net))
+    data = load_prepared(args.data_dir, "ff", args.images, 1, progress=False)
+    x, y = data.train.x[: args.images], data.train.y[: args.images]
+    results = {}
+    for run, net in nets:
+        first, means = first_iteration(net, x, y), by_iteration(net, x, y)
+        results[str(run)] = {"first_iteration": first, "by_iteration": means}
+        print(report(run.name, first, means), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"images": args.images, "runs": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
