@@ -13,7 +13,8 @@ prints, per hidden layer:
   against the layer's threshold theta;
 - the share of iteration 1's goodness on units whose pre-activation is off (carried
   over from iteration 0, out of reach of the local gradient);
-- the mean goodness with the correct and with the wrong labels at every iteration.
+- the mean goodness with the correct and with the wrong labels at every iteration, and
+  the FF loss of a pair (correct row plus a wrong row, averaged over the wrong labels).
 
 ::
 
@@ -33,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ff_numpy.experiments.cifar10 import load_cifar10_run, load_prepared
+from ff_numpy.goodness import sign
 from ff_numpy.recurrent import RecurrentFFNet
 
 PERCENTILES = (10, 50, 90, 99)
@@ -75,20 +77,31 @@ def first_iteration(net: RecurrentFFNet, x: np.ndarray, y: np.ndarray) -> list[d
 
 
 def by_iteration(net: RecurrentFFNet, x: np.ndarray, y: np.ndarray) -> list[dict]:
-    """Per hidden layer: the mean goodness with the correct label and with the wrong
-    labels at every iteration (:meth:`RecurrentFFNet.goodness_trace`, per layer)."""
+    """Per hidden layer and iteration: the mean goodness with the correct label and with
+    the wrong labels (:meth:`RecurrentFFNet.goodness_trace`, per layer), and the FF loss
+    of a pair, the correct row's loss plus a wrong row's averaged over the wrong labels
+    (the training loss's expectation over random wrong labels)."""
     G = net.goodness_trace(x, per_layer=True)  # (N, C, T, L)
     N, C = G.shape[:2]
     correct = np.zeros((N, C), bool)
     correct[np.arange(N), y] = True
-    return [
-        {
-            "layer": l,
-            "correct": G[..., l][correct].mean(axis=0).tolist(),  # (T,)
-            "wrong": G[..., l][~correct].mean(axis=0).tolist(),
-        }
-        for l in range(G.shape[3])
-    ]
+    s_pos, s_neg = (float(sign(np.array([p]), net.objective)[0]) for p in (True, False))
+    out = []
+    for l in range(G.shape[3]):
+        theta = float(np.ravel(net.layer_theta(l))[0])
+        pos, neg = G[..., l][correct], G[..., l][~correct]  # (N, T), (N (C - 1), T)
+        pair = net.loss.L(pos, s_pos, theta).mean(axis=0) + net.loss.L(neg, s_neg, theta).mean(
+            axis=0
+        )
+        out.append(
+            {
+                "layer": l,
+                "correct": pos.mean(axis=0).tolist(),  # (T,)
+                "wrong": neg.mean(axis=0).tolist(),
+                "pair_loss": pair.tolist(),
+            }
+        )
+    return out
 
 
 def report(name: str, first: list[dict], means: list[dict]) -> str:
@@ -104,6 +117,7 @@ def report(name: str, first: list[dict], means: list[dict]) -> str:
             f"{100 * f['share_off_at_1']:.0f}% of it on units whose pre-activation is off",
             "    mean by iteration, correct / wrong label: "
             + ", ".join(f"{c:.0f}/{w:.0f}" for c, w in zip(m["correct"], m["wrong"])),
+            "    FF loss of a pair by iteration: " + ", ".join(f"{v:.1f}" for v in m["pair_loss"]),
         ]
     return "\n".join(out)
 

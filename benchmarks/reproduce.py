@@ -37,6 +37,7 @@ net giving a goodness row and a one-pass softmax row::
     python benchmarks/reproduce.py --cost --gflops 21   # ... at one BLAS thread's rate
     python benchmarks/reproduce.py cifar10_ff_min_2     # run one net (--resume if stopped)
     python benchmarks/reproduce.py --curves bp_ff.png   # BP and FF error curves, overlaid
+    python benchmarks/reproduce.py --losses losses.png  # each FF layer's training loss
 
 A row is met when its test error is within 2 points of the paper's (the standard error
 at 40% on 10,000 test images is 0.49 points, and the offline copy of CIFAR-10 is rebuilt
@@ -643,16 +644,25 @@ def main(argv=None) -> int:
         "cifar10)",
     )
     p.add_argument("--curves", type=Path, metavar="PNG", help="CIFAR-10's error curves, overlaid")
+    p.add_argument(
+        "--losses", type=Path, metavar="PNG", help="CIFAR-10's FF nets: each layer's training loss"
+    )
     opts = p.parse_args(argv)
     if opts.cost:
         print_cost(opts.gflops)
         return 0
-    if opts.curves:
+    if opts.curves or opts.losses:
         runs = [opts.runs / name / "metrics.json" for name in TABLE1]
         found = [json.loads(path.read_text()) for path in runs if path.is_file()]
         if not found:
             p.error(f"no Table 1 run in {opts.runs}")
-        print(cifar10.plot_error_curves(found, opts.curves))
+        if opts.curves:
+            print(cifar10.plot_error_curves(found, opts.curves))
+        if opts.losses:
+            ff = [m for m in found if m.get("config", {}).get("procedure") == "ff"]
+            if not ff:
+                p.error(f"no Table 1 FF run in {opts.runs}")
+            print(cifar10.plot_layer_losses(ff, opts.losses))
         return 0
     if opts.claims:
         print(claims_text(load_runs(opts.runs)))

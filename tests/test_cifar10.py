@@ -314,6 +314,44 @@ def test_table1_status_lines(tmp_path):
     assert_png(png)
 
 
+def test_layer_losses_by_epoch_and_their_figure(tmp_path):
+    rep = load_tutorial("reproduce", BENCHMARKS)
+    history = [
+        {
+            "epoch": e,
+            "lr_scale": s,
+            "train_loss": {"softmax": 1.0, "layer0": 9.0 * e, "layer1": 5.0},
+        }
+        for e, s in ((1, 1.0), (2, 1.0), (3, 0.5))
+    ]
+    ff = {"config": {"procedure": "ff", "hidden_layers": 2, "objective": "min"}, "history": history}
+    assert cifar10.layer_losses(ff) == {
+        0: ([1, 2, 3], [9.0, 18.0, 27.0]),
+        1: ([1, 2, 3], [5.0] * 3),
+    }
+    bp = {"config": {"procedure": "bp"}, "history": [{"epoch": 1, "train_loss": 2.0}]}
+    assert cifar10.layer_losses(bp) == {}
+    assert [cifar10._minor_label(v) for v in (20.0, 300.0, 400.0, 5.0, 0.7)] == [
+        "20",
+        "300",
+        "",
+        "5",
+        "",
+    ]
+    with pytest.raises(ValueError, match="FF runs only"):
+        cifar10.plot_layer_losses([bp], tmp_path / "x.png")
+    assert_png(cifar10.plot_layer_losses([ff, bp], tmp_path / "losses.png"))
+    for name, metrics in (("cifar10_ff_min_2", ff), ("cifar10_bp_2", bp)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(metrics))
+    png = tmp_path / "reproduce_losses.png"
+    assert rep.main(["--runs", str(tmp_path), "--losses", str(png)]) == 0
+    assert_png(png)
+    (tmp_path / "cifar10_ff_min_2" / "metrics.json").unlink()
+    with pytest.raises(SystemExit):
+        rep.main(["--runs", str(tmp_path), "--losses", str(png)])
+
+
 def test_error_curves_count_cpu_seconds_when_every_epoch_has_them():
     """A paused or crowded run's wall time is not its cost: the curves use the CPU
     seconds when every epoch recorded them, and the wall time otherwise."""

@@ -54,6 +54,13 @@ def test_by_iteration_splits_correct_from_wrong_labels():
     np.testing.assert_allclose(means[1]["correct"], G[np.arange(7), y, :, 1].mean(axis=0))
     wrong = [G[n, k, :, 1] for n in range(7) for k in range(3) if k != y[n]]
     np.testing.assert_allclose(means[1]["wrong"], np.mean(wrong, axis=0))
+    # the pair loss: logistic loss of the correct row plus the wrong rows' mean (max: s = +1, -1)
+    softplus = lambda z: np.logaddexp(0.0, z)  # noqa: E731
+    G1, th = G[..., 1], 4.0
+    expected = softplus(-(G1[np.arange(7), y] - th)).mean(0) + np.mean(
+        [softplus(G[n, k, :, 1] - th) for n in range(7) for k in range(3) if k != y[n]], axis=0
+    )
+    np.testing.assert_allclose(means[1]["pair_loss"], expected, rtol=1e-12)
     text = fi.report("run", fi.first_iteration(net, x, y), means)
     assert "layer 1 (theta 4)" in text and "pre-activation is off" in text
 

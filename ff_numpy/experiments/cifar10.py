@@ -1255,6 +1255,72 @@ def plot_error_curves(runs, path) -> Path:
     return _save(fig, path)
 
 
+def layer_losses(metrics: dict) -> dict[int, tuple[list, list]]:
+    """Each hidden layer's FF training loss by epoch: ``{l: (epochs, losses)}`` from the
+    history's ``train_loss["layer{l}"]`` (empty for a backprop run)."""
+    out: dict[int, tuple[list, list]] = {}
+    for h in metrics.get("history", []):
+        loss = h.get("train_loss")
+        for key, value in loss.items() if isinstance(loss, dict) else ():
+            if key.startswith("layer") and key[5:].isdigit():
+                epochs, losses = out.setdefault(int(key[5:]), ([], []))
+                epochs.append(h["epoch"])
+                losses.append(value)
+    return dict(sorted(out.items()))
+
+
+def _minor_label(value: float, _pos=None) -> str:
+    """Label a log axis' minor ticks 2, 3 and 5 times a power of ten, no others."""
+    lead = f"{value:e}"[0]
+    return f"{value:g}" if lead in "235" else ""
+
+
+def plot_layer_losses(runs, path) -> Path:
+    """Each hidden layer's FF training loss against epochs, one panel a layer and one
+    colour a run; the epochs where the learning rate decays are shaded.
+
+    Parameters
+    ----------
+    runs : sequence of dict
+        ``metrics.json`` contents of cifar10 FF runs.
+    path : str or Path
+
+    Raises
+    ------
+    ValueError
+        If no run has per-layer FF losses (backprop runs have none).
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FormatStrFormatter, FuncFormatter
+
+    curves = [(m, layer_losses(m)) for m in runs]
+    curves = [(m, c) for m, c in curves if c]
+    if not curves:
+        raise ValueError("none of the runs has per-layer FF losses (FF runs only)")
+    L = max(max(c) for _, c in curves) + 1
+    fig = Figure(figsize=(4.2 * L, 3.6))
+    axes = np.atleast_1d(fig.subplots(1, L, sharex=True))
+    for i, (metrics, curve) in enumerate(curves):
+        for l, (epochs, losses) in curve.items():
+            axes[l].plot(epochs, losses, ".-", color=f"C{i}", ms=3, label=run_name(metrics))
+    decaying = [h["epoch"] for h in curves[0][0]["history"] if h.get("lr_scale", 1.0) < 1.0]
+    for l, ax in enumerate(axes):
+        if decaying:
+            ax.axvspan(min(decaying) - 1, max(decaying), color="0.9", zorder=0)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(_minor_label))
+        ax.tick_params(axis="y", which="minor", labelsize=7)
+        ax.set_xlabel("epoch")
+        ax.set_title(f"hidden layer {l + 1}", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("FF training loss (mean over the epoch)")
+    axes[0].legend(fontsize=7, title="shaded: learning rate decaying" if decaying else None,
+                   title_fontsize=7)  # fmt: skip
+    fig.suptitle("CIFAR-10, local fields (Table 1): each layer's FF loss", fontsize=10)
+    return _save(fig, path)
+
+
 def _save(fig, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
