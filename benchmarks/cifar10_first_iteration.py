@@ -16,6 +16,10 @@ prints, per hidden layer:
 - the mean goodness with the correct and with the wrong labels at every iteration, and
   the FF loss of a pair (correct row plus a wrong row, averaged over the wrong labels).
 
+With ``--test-images N``, also the error of the one-pass softmax and of the every-label
+goodness on the first N test images, by decile of the first layer's goodness after the
+initial pass (the softmax reads that pass).
+
 ::
 
     FF_NUMPY_DATA=../shared/data python benchmarks/cifar10_first_iteration.py \\
@@ -104,6 +108,30 @@ def by_iteration(net: RecurrentFFNet, x: np.ndarray, y: np.ndarray) -> list[dict
     return out
 
 
+def errors_by_initial_goodness(net: RecurrentFFNet, x: np.ndarray, y: np.ndarray, bins=10):
+    """The one-pass softmax's and the every-label goodness's error on the images of each
+    ``bins``-quantile of the first hidden layer's goodness after the initial pass.
+
+    Returns
+    -------
+    dict
+        ``"edges"``: the ``bins - 1`` inner quantiles; ``"count"``, ``"softmax"``,
+        ``"goodness"``: per bin, the images and the two errors (lowest goodness first).
+    """
+    ys, _ = net.initial_pass(net.image_input(x))
+    g0 = net.goodness_fn.G(ys[0]).astype(np.float64)
+    edges = np.percentile(g0, np.linspace(0, 100, bins + 1)[1:-1])
+    which = np.digitize(g0, edges)  # 0 .. bins - 1
+    wrong_soft = net.predict_softmax(x) != y
+    wrong_good = net.predict_goodness(x) != y
+    return {
+        "edges": edges.tolist(),
+        "count": [int(np.sum(which == b)) for b in range(bins)],
+        "softmax": [float(wrong_soft[which == b].mean()) for b in range(bins)],
+        "goodness": [float(wrong_good[which == b].mean()) for b in range(bins)],
+    }
+
+
 def report(name: str, first: list[dict], means: list[dict]) -> str:
     """The printed table of one run."""
     pcs = " / ".join(f"p{p}" for p in PERCENTILES)
@@ -127,10 +155,19 @@ def main(argv=None) -> int:
     p.add_argument("runs", nargs="+", type=Path, help="folders of cifar10 FF runs")
     p.add_argument("--images", type=int, default=300, help="first N training images")
     p.add_argument("--data-dir", default=None, help="default: FF_NUMPY_DATA, then data/")
+    p.add_argument(
+        "--test-images",
+        type=int,
+        default=0,
+        help="also: both classifiers' error on the first N test images, by decile of the "
+        "first layer's goodness after the initial pass (default: 0, not measured)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = p.parse_args(argv)
     if args.images < 1:
         p.error(f"--images must be at least 1, got {args.images}")
+    if args.test_images < 0 or 0 < args.test_images < 10:
+        p.error(f"--test-images must be 0 or at least 10 (one a decile), got {args.test_images}")
     nets = []
     for run in args.runs:
         path = run / "model.npz"
@@ -140,13 +177,25 @@ def main(argv=None) -> int:
         if not isinstance(net, RecurrentFFNet):
             p.error(f"{run}: a {config['procedure']} run; this reads FF runs only")
         nets.append((run, net))
-    data = load_prepared(args.data_dir, "ff", args.images, 1, progress=False)
+    data = load_prepared(args.data_dir, "ff", args.images, max(args.test_images, 1), progress=False)
     x, y = data.train.x[: args.images], data.train.y[: args.images]
     results = {}
     for run, net in nets:
         first, means = first_iteration(net, x, y), by_iteration(net, x, y)
         results[str(run)] = {"first_iteration": first, "by_iteration": means}
         print(report(run.name, first, means), flush=True)
+        if args.test_images:
+            n = args.test_images
+            by = errors_by_initial_goodness(net, data.test.x[:n], data.test.y[:n])
+            results[str(run)]["errors_by_initial_goodness"] = by
+            print(
+                f"  first {n} test images by decile of the first layer's initial-pass goodness "
+                "(lowest first), error of the softmax / of goodness:\n    "
+                + ", ".join(
+                    f"{100 * s:.0f}/{100 * g:.0f}%" for s, g in zip(by["softmax"], by["goodness"])
+                ),
+                flush=True,
+            )
     if args.json:
         args.json.write_text(json.dumps({"images": args.images, "runs": results}, indent=2))
     return 0

@@ -73,3 +73,21 @@ def test_the_command_refuses_a_folder_without_a_model(tmp_path, capsys):
     with pytest.raises(SystemExit):
         fi.main([str(tmp_path), "--images", "0"])
     assert "--images must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        fi.main([str(tmp_path), "--test-images", "5"])
+    assert "--test-images must be 0 or at least 10" in capsys.readouterr().err
+
+
+def test_errors_by_decile_of_the_initial_pass_goodness():
+    fi = load_tutorial("cifar10_first_iteration", BENCHMARKS)
+    net, _, _ = _net()
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((40, 6)), rng.integers(0, 3, 40)
+    by = fi.errors_by_initial_goodness(net, x, y, bins=4)
+    ys, _ = net.initial_pass(net.image_input(x))
+    g0 = (ys[0] ** 2).sum(axis=1)
+    assert by["count"] == [10, 10, 10, 10]
+    low = g0 <= by["edges"][0]  # the lowest quarter
+    assert low.sum() == 10
+    assert by["softmax"][0] == np.mean(net.predict_softmax(x[low]) != y[low])
+    assert by["goodness"][0] == np.mean(net.predict_goodness(x[low]) != y[low])
